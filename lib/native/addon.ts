@@ -1,0 +1,75 @@
+/** The typed shape of the native addon (bindings/). Only lib/ talks to it directly. */
+
+export type NativeDType = 'f32' | 'bf16' | 'i32';
+export type NativeDevice = 'cpu' | 'cuda';
+
+export interface NativeTensorHandle {
+  readonly shape: number[];
+  readonly dtype: NativeDType;
+  readonly device: NativeDevice;
+  readonly disposed: boolean;
+  readonly byteLength: number;
+  read(): ArrayBuffer;
+  write(data: ArrayBufferView): void;
+  reshape(shape: readonly number[]): NativeTensorHandle;
+  to(device: NativeDevice): NativeTensorHandle;
+  dispose(): void;
+}
+
+export interface NativeOpInfo {
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  mutatedInputs: number[];
+  cuda: boolean;
+}
+
+export interface NativeBuildInfo {
+  cudaCompiled: boolean;
+  cudaDevices: number;
+  cudaDeviceName: string;
+  cudaError: string;
+  cublasLt: boolean;
+  simd: string;
+  activeSimd: string;
+  threads: number;
+  sanitized: boolean;
+  napiVersion: number;
+}
+
+export type NativeAttrs = Record<string, number | boolean | undefined>;
+
+export interface NativeArena {
+  flat: NativeTensorHandle;
+  tensors: NativeTensorHandle[];
+  offsets: number[];
+  byteLength: number;
+}
+
+export interface NativeAddon {
+  TensorHandle: unknown;
+  empty(shape: readonly number[], dtype: NativeDType, device: NativeDevice): NativeTensorHandle;
+  createArena(
+    specs: ReadonlyArray<{ name: string; dtype: NativeDType; shape: readonly number[] }>,
+    device: NativeDevice,
+  ): NativeArena;
+  runOp(
+    name: string,
+    inputs: readonly NativeTensorHandle[],
+    attrs?: NativeAttrs,
+    outputs?: readonly NativeTensorHandle[],
+  ): NativeTensorHandle[];
+  runOpAsync(
+    name: string,
+    inputs: readonly NativeTensorHandle[],
+    attrs?: NativeAttrs,
+    outputs?: readonly NativeTensorHandle[],
+  ): Promise<NativeTensorHandle[]>;
+  opNames(): string[];
+  opInfo(name: string): NativeOpInfo;
+  setCheckFinite(on: boolean): void;
+  buildInfo(): NativeBuildInfo;
+  liveBytes(device: NativeDevice): number;
+  setErrorFactory(factory: (code: string, message: string) => Error): void;
+  setSimdLevel(level: number): string;
+}

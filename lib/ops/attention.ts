@@ -1,0 +1,2 @@
+// Filled in by the attention kernels (see native/kernels/).
+export {};

@@ -1,0 +1,2 @@
+// Filled in by the conv kernels (see native/kernels/).
+export {};

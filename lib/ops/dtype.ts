@@ -1,0 +1,2 @@
+// Filled in by the dtype kernels (see native/kernels/).
+export {};

@@ -1,0 +1,2 @@
+// Filled in by the embedding kernels (see native/kernels/).
+export {};

@@ -1,0 +1,2 @@
+// Filled in by the gumbel kernels (see native/kernels/).
+export {};

@@ -1,0 +1,2 @@
+// Filled in by the loss kernels (see native/kernels/).
+export {};

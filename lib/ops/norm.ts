@@ -1,0 +1,2 @@
+// Filled in by the norm kernels (see native/kernels/).
+export {};

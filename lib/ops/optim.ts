@@ -1,0 +1,2 @@
+// Filled in by the optim kernels (see native/kernels/).
+export {};

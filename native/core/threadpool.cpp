@@ -1,0 +1,100 @@
+#include "threadpool.h"
+
+#include <algorithm>
+
+namespace dalle {
+
+namespace {
+thread_local bool t_inside_pool = false;
+}
+
+ThreadPool::ThreadPool(int num_threads) {
+  if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& t : workers_) t.join();
+}
+
+ThreadPool& ThreadPool::global() {
+  // Never destroyed: workers must outlive any static destructor that might still run a kernel.
+  static ThreadPool* pool = new ThreadPool();
+  return *pool;
+}
+
+void ThreadPool::run_chunks() {
+  for (;;) {
+    int64_t c = next_chunk_.fetch_add(1);
+    if (c >= num_chunks_) break;
+    int64_t begin = c * chunk_;
+    int64_t end = std::min(n_, begin + chunk_);
+    (*fn_)(begin, end);
+    chunks_done_.fetch_add(1);
+  }
+}
+
+void ThreadPool::worker_loop() {
+  t_inside_pool = true;
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      // fn_ is cleared under mu_ once a job is over, so a worker that wakes late skips it
+      // instead of joining the next job with stale parameters.
+      if (fn_ == nullptr) continue;
+      ++active_workers_;
+    }
+    run_chunks();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --active_workers_;
+    }
+    done_.notify_all();
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain,
+                              const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  int threads = num_threads();
+  if (t_inside_pool || threads == 1 || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  std::unique_lock<std::mutex> job(job_mutex_, std::try_to_lock);
+  if (!job.owns_lock()) {
+    fn(0, n);
+    return;
+  }
+  // A few chunks per thread balances uneven work without much counter traffic.
+  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, int64_t{threads} * 4);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fn_ = &fn;
+    n_ = n;
+    chunk_ = (n + chunks - 1) / chunks;
+    num_chunks_ = (n + chunk_ - 1) / chunk_;
+    next_chunk_ = 0;
+    chunks_done_ = 0;
+    ++generation_;
+  }
+  wake_.notify_all();
+  t_inside_pool = true;
+  run_chunks();
+  t_inside_pool = false;
+  std::unique_lock<std::mutex> lock(mu_);
+  done_.wait(lock, [&] { return chunks_done_.load() == num_chunks_ && active_workers_ == 0; });
+  fn_ = nullptr;
+}
+
+}  // namespace dalle

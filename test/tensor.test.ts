@@ -1,0 +1,101 @@
+import test from 'ava';
+
+import { Arena, DalleError, Tensor, buildInfo, liveBytes, ops } from '../lib/index.js';
+import { assertDalleError } from './helpers/gradcheck.js';
+
+test('round trip f32, i32, bf16', (t) => {
+  using a = Tensor.from([1.5, -2, 3.25], [3]);
+  t.deepEqual(Array.from(a.toFloat32Array()), [1.5, -2, 3.25]);
+  t.deepEqual(a.shape, [3]);
+  t.is(a.dtype, 'f32');
+  t.is(a.device, 'cpu');
+  using b = Tensor.from(new Int32Array([7, -8]), [2, 1]);
+  t.deepEqual(Array.from(b.toInt32Array()), [7, -8]);
+  using c = Tensor.from([1, 0.1, -3e38], [3], { dtype: 'bf16' });
+  const back = c.toFloat32Array();
+  t.is(back[0], 1);
+  t.true(Math.abs(back[1]! - 0.1) < 1e-3);
+  t.true(back[2]! < -2.9e38);
+});
+
+test('reshape shares memory and checks size', (t) => {
+  using a = Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]);
+  using b = a.reshape([3, 2]);
+  b.write(new Float32Array([6, 5, 4, 3, 2, 1]));
+  t.deepEqual(Array.from(a.toFloat32Array()), [6, 5, 4, 3, 2, 1]);
+  assertDalleError(t, () => a.reshape([4, 2]), 'E_INVALID_ARGUMENT', 'reshape to wrong size');
+  a.dispose();
+  t.deepEqual(Array.from(b.toFloat32Array()), [6, 5, 4, 3, 2, 1], 'a view outlives its parent');
+});
+
+test.serial('dispose frees memory and later use throws E_DISPOSED', (t) => {
+  const before = liveBytes('cpu');
+  const a = Tensor.zeros([1024, 256]);
+  t.is(liveBytes('cpu') - before, 1024 * 256 * 4);
+  a.dispose();
+  t.is(liveBytes('cpu'), before);
+  t.true(a.disposed);
+  assertDalleError(t, () => a.toFloat32Array(), 'E_DISPOSED', 'read after dispose');
+  assertDalleError(t, () => ops.gelu(a), 'E_DISPOSED', 'op on disposed tensor');
+  a.dispose(); // twice is harmless
+  {
+    using b = Tensor.zeros([10]);
+    t.is(b.size, 10);
+  }
+  t.is(liveBytes('cpu'), before, 'using disposes at scope end');
+});
+
+test('bad construction arguments throw DalleError', (t) => {
+  assertDalleError(t, () => Tensor.from([1, 2, 3], [2, 2]), 'E_INVALID_ARGUMENT', 'length mismatch');
+  assertDalleError(t, () => Tensor.zeros([2, -1]), 'E_INVALID_ARGUMENT', 'negative dim');
+  assertDalleError(t, () => Tensor.zeros([2.5]), 'E_INVALID_ARGUMENT', 'fractional dim');
+  assertDalleError(t, () => Tensor.zeros([1e9, 1e9]), 'E_INVALID_ARGUMENT', 'absurd size');
+  assertDalleError(t, () => Tensor.zeros([2], { dtype: 'f64' as never }), 'E_DTYPE', 'unknown dtype');
+  assertDalleError(t, () => Tensor.from([1.5], [1], { dtype: 'i32' }), 'E_INVALID_ARGUMENT', 'non-integer i32');
+  assertDalleError(t, () => ops.runOp('no_such_op', []), 'E_NOT_FOUND', 'unknown op');
+  using a = Tensor.zeros([2]);
+  assertDalleError(t, () => a.write(new Int32Array(2)), 'E_DTYPE', 'write wrong dtype');
+  assertDalleError(t, () => a.write(new Float32Array(3)), 'E_INVALID_ARGUMENT', 'write wrong length');
+});
+
+test('cuda without a device is a typed error', (t) => {
+  if (buildInfo().cudaDevices > 0) {
+    t.pass('a CUDA device is present; covered by the CUDA tests');
+    return;
+  }
+  assertDalleError(t, () => Tensor.zeros([4], { device: 'cuda' }), 'E_DEVICE', 'cuda alloc without device');
+});
+
+test.serial('arena: one allocation, named aligned slices', (t) => {
+  const before = liveBytes('cpu');
+  using arena = new Arena([
+    { name: 'w', shape: [3, 5] },
+    { name: 'b', shape: [5] },
+    { name: 'ids', shape: [7], dtype: 'i32' },
+  ]);
+  t.is(arena.byteLength, 64 + 64 + 64);
+  t.is(liveBytes('cpu') - before, arena.byteLength);
+  arena.get('b').write(new Float32Array([1, 2, 3, 4, 5]));
+  const flat = arena.flat.toFloat32Array();
+  t.deepEqual(Array.from(flat.slice(16, 21)), [1, 2, 3, 4, 5]);
+  t.throws(() => arena.get('nope'), { instanceOf: DalleError });
+  t.throws(() => new Arena([{ name: 'a', shape: [1] }, { name: 'a', shape: [2] }]), { instanceOf: DalleError });
+});
+
+test('async op resolves and survives dispose of its input mid-flight', async (t) => {
+  const x = Tensor.from(new Float32Array(1 << 16).fill(1), [1 << 16]);
+  const p = ops.runOpAsync('relu_forward', [x]);
+  x.dispose();
+  const [y] = await p;
+  t.is(y!.toFloat32Array()[123], 1);
+  y!.dispose();
+  await t.throwsAsync(ops.runOpAsync('relu_forward', [x]), { instanceOf: DalleError });
+});
+
+test('build info describes the binary', (t) => {
+  const info = buildInfo();
+  t.true(info.threads >= 1);
+  t.true(['scalar', 'avx2-fma', 'avx512'].includes(info.simd));
+  t.is(info.napiVersion, 8);
+  t.log(JSON.stringify(info));
+});
