@@ -45,9 +45,10 @@ DALLE_HD uint32_t philox_u32(uint64_t seed, uint64_t offset) {
   return b.v[offset & 3];
 }
 
-// Uniform in the open interval (0, 1): 24 random bits, centred in their bucket, so log(u) and
-// log(1-u) are always finite.
-DALLE_HD float u32_to_unit_open(uint32_t x) { return (static_cast<float>(x >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+// Uniform in the open interval (0, 1): 23 random bits, centred in their bucket, so u lies in
+// [2^-24, 1 - 2^-24] and log(u), log(1-u) are always finite. (24 bits would not do: k + 0.5 for
+// k = 2^24 - 1 is not an f32 and rounds u up to exactly 1.)
+DALLE_HD float u32_to_unit_open(uint32_t x) { return (static_cast<float>(x >> 9) + 0.5f) * (1.0f / 8388608.0f); }
 
 DALLE_HD float philox_uniform(uint64_t seed, uint64_t offset) {
   return u32_to_unit_open(philox_u32(seed, offset));

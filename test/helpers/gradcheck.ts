@@ -4,7 +4,7 @@
  */
 import type { ExecutionContext } from 'ava';
 
-import { DalleError, Tensor, setCheckFinite } from '../../lib/index.js';
+import { DalleError, Tensor, setCheckFinite, type DalleErrorCode } from '../../lib/index.js';
 
 /** mulberry32: small, fast, deterministic. */
 export function rng(seed: number): () => number {
@@ -136,7 +136,7 @@ export function gradcheck(t: ExecutionContext, what: string, c: GradCheckCase): 
 }
 
 /** Asserts fn throws a DalleError with the given code (never a crash, never another error). */
-export function assertDalleError(t: ExecutionContext, fn: () => unknown, code: string, what: string): void {
+export function assertDalleError(t: ExecutionContext, fn: () => unknown, code: DalleErrorCode, what: string): void {
   const err = t.throws(fn, undefined, what);
   if (!(err instanceof DalleError)) {
     t.fail(`${what}: threw ${String(err)}, not a DalleError`);
