@@ -1,0 +1,65 @@
+import test from 'ava';
+
+import { loadAddon, ops } from '../lib/index.js';
+
+// The ops issue 2 asks for, each with forward and backward. If one disappears or loses its
+// backward, this fails before any numeric test gets a chance to be skipped.
+const required = [
+  'matmul',
+  'bias_add',
+  'residual',
+  'gelu',
+  'relu',
+  'layernorm',
+  'softmax',
+  'embedding',
+  'cross_entropy',
+  'conv2d',
+  'maxpool2x2',
+  'upsample2x',
+  'attention',
+  'attention_dense',
+  'gumbel_softmax',
+  'kl_uniform',
+  'image_transpose',
+];
+// Ops with no gradient by nature: optimizer steps, random draws, casts, mask construction.
+const standalone = [
+  'adamw_step',
+  'grad_norm',
+  'clip_grad_norm',
+  'philox_uint32',
+  'random_uniform',
+  'random_normal',
+  'cast_f32_to_bf16',
+  'cast_bf16_to_f32',
+  'attention_mask',
+];
+
+test('every required op is registered with forward and backward', (t) => {
+  const names = new Set(ops.opNames());
+  for (const op of required) {
+    t.true(names.has(`${op}_forward`), `${op}_forward is registered`);
+    t.true(names.has(`${op}_backward`), `${op}_backward is registered`);
+  }
+  for (const op of standalone) t.true(names.has(op), `${op} is registered`);
+});
+
+test('every registered forward has its backward, and nothing is unaccounted for', (t) => {
+  const names = ops.opNames();
+  for (const n of names) {
+    if (n.endsWith('_forward')) t.true(names.includes(n.replace(/_forward$/, '_backward')), `${n} has a backward`);
+    else if (n.endsWith('_backward')) t.true(names.includes(n.replace(/_backward$/, '_forward')), `${n} has a forward`);
+    else t.true(standalone.includes(n), `${n} is a known standalone op`);
+  }
+});
+
+test('op info names every argument', (t) => {
+  const addon = loadAddon();
+  for (const n of ops.opNames()) {
+    const info = addon.opInfo(n);
+    t.is(info.name, n);
+    t.true(info.inputs.length > 0 && info.inputs.every((s) => s.length > 0), `${n} names its inputs`);
+    for (const m of info.mutatedInputs) t.true(m >= 0 && m < info.inputs.length, `${n} mutates a real input`);
+  }
+});
