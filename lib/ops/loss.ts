@@ -5,9 +5,9 @@ import { runOp, runOp1 } from './run.js';
 
 /** crossEntropy outputs. */
 export interface CrossEntropyResult {
-  /** [1]: Σ_n weights[n]·CE_n, the value to differentiate. */
+  /** Shape [1]: Σ_n weights[n]·CE_n, the value to differentiate. */
   loss: Tensor;
-  /** [N]: the unweighted CE_n of each position (for metrics; no gradient flows from it). */
+  /** Shape [N]: the unweighted CE_n of each position (for metrics; no gradient flows from it). */
   perPosition: Tensor;
 }
 
