@@ -41,9 +41,10 @@ class ThreadPool {
   int64_t n_ = 0, chunk_ = 1, num_chunks_ = 0;
   std::atomic<int64_t> next_chunk_{0};
   std::atomic<int64_t> chunks_done_{0};
-  uint64_t generation_ = 0;
-  int active_workers_ = 0;
-  bool stop_ = false;
+  // Written under mu_; atomic so spinning threads may read them without it.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> active_workers_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace dalle

@@ -132,10 +132,9 @@ Blocking blocking_for(const KernelDef& k) {
 // Rows of A packed per slice, shared by all threads (B is packed once per slice, so the more
 // rows, the less B is packed again).
 constexpr int64_t kSliceRows = 2048;
-// Below this many flops a product runs on the calling thread. A pool worker takes 20-200 µs to
-// wake on the VM this was tuned on (it sleeps on a condition variable), about what 256³ takes
-// on one core; with workers that spin briefly before sleeping, ~4e6 would pay off.
-constexpr double kParallelFlops = 3e7;
+// Below this many flops (about 128³) a product runs on the calling thread. Pool workers spin
+// briefly before sleeping (core/threadpool.cpp), so handing off costs a few µs, not a wake-up.
+constexpr double kParallelFlops = 4e6;
 // Matrix-vector products are bound by memory bandwidth rather than flops: split them sooner.
 constexpr double kParallelGemvFlops = 2e6;
 // Floats per packing task (several panels); compute tasks per thread per slice: enough that a
