@@ -47,7 +47,8 @@ function explain(err: unknown): string {
   if (/GLIBC|GLIBCXX/.test(msg)) return `${msg} (the C/C++ runtime here is older than the one it was built with)`;
   if (/undefined symbol: __asan|libasan/.test(msg))
     return `${msg} (a sanitizer build: run node with LD_PRELOAD=$(gcc -print-file-name=libasan.so))`;
-  if (/wrong ELF class|invalid ELF header|not a mach-o/i.test(msg)) return `${msg} (built for another platform or architecture)`;
+  if (/wrong ELF class|invalid ELF header|file too short|not a mach-o/i.test(msg))
+    return `${msg} (not a valid native binary here: truncated, or built for another platform or architecture)`;
   return msg;
 }
 

@@ -1,0 +1,42 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import test from 'ava';
+
+// A fresh process, because the loader caches the addon it found.
+function loadWith(binary: string): { status: number | null; out: string } {
+  const script = `
+    import { loadAddon, DalleLoadError } from ${JSON.stringify(new URL('../lib/index.ts', import.meta.url).href)};
+    try { loadAddon(); console.log('LOADED'); }
+    catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, isLoadError: e instanceof DalleLoadError, attempts: e.attempts, message: e.message })); }
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    env: { ...process.env, DALLE_BINARY: binary },
+    encoding: 'utf8',
+  });
+  return { status: r.status, out: r.stdout + r.stderr };
+}
+
+test('a missing binary gives one DalleLoadError that lists what was tried and how to fix it', (t) => {
+  const { out } = loadWith('/nonexistent/dalle.node');
+  const line = out.split('\n').find((l) => l.startsWith('{'));
+  t.truthy(line, out);
+  const err = JSON.parse(line!) as { code: string; isLoadError: boolean; attempts: { path: string; reason: string }[]; message: string };
+  t.true(err.isLoadError);
+  t.is(err.code, 'E_LOAD');
+  t.deepEqual(err.attempts, [{ path: '/nonexistent/dalle.node', reason: 'no such file' }]);
+  t.regex(err.message, /npm run build:native/);
+  t.regex(err.message, /DALLE_BINARY/);
+});
+
+test('a file that is not a shared library is explained, not a crash', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dalle-loader-'));
+  const bogus = join(dir, 'dalle.node');
+  writeFileSync(bogus, 'not an ELF file');
+  const { status, out } = loadWith(bogus);
+  t.is(status, 0, out);
+  const err = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { attempts: { reason: string }[] };
+  t.regex(err.attempts[0]!.reason, /not a valid native binary/);
+});
