@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+
 import test from 'ava';
 
 import { Arena, DalleError, Tensor, buildInfo, liveBytes, ops } from '../lib/index.js';
@@ -98,4 +100,22 @@ test('build info describes the binary', (t) => {
   t.true(['scalar', 'avx2-fma', 'avx512'].includes(info.simd));
   t.is(info.napiVersion, 8);
   t.log(JSON.stringify(info));
+});
+
+test('an undisposed tensor is freed after garbage collection (the fallback, not the strategy)', (t) => {
+  // A separate process with --expose-gc, so other tests' allocations do not blur the count.
+  const script = `
+    import { Tensor, liveBytes } from ${JSON.stringify(new URL('../lib/index.ts', import.meta.url).href)};
+    const before = liveBytes('cpu');
+    (() => { for (let i = 0; i < 8; i++) Tensor.zeros([1 << 18]); })();
+    const held = liveBytes('cpu') - before;
+    for (let i = 0; i < 20 && liveBytes('cpu') > before; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+    console.log(JSON.stringify({ held, after: liveBytes('cpu') - before }));
+  `;
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+  t.truthy(line, r.stdout + r.stderr);
+  const { held, after } = JSON.parse(line!) as { held: number; after: number };
+  t.is(held, 8 * (1 << 18) * 4);
+  t.is(after, 0);
 });
