@@ -4,4 +4,5 @@ export { Tensor, f32ToBf16, bf16ToF32, type DType, type DeviceName, type TensorD
 export { Arena, buildInfo, liveBytes, setCheckFinite, setSimdLevel, type ArenaSpec, type BuildInfo, type SimdLevel } from './engine.js';
 export { loadAddon, candidatePaths } from './native/loader.js';
 export * as ops from './ops/index.js';
+export * as tokenizer from './tokenizer/index.js';
 export type { NativeAddon, NativeAttrs, NativeBuildInfo, NativeDevice, NativeDType, NativeTensorHandle, NativeOpInfo, NativeArena } from './native/addon.js';
