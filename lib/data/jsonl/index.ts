@@ -1,0 +1,76 @@
+/**
+ * A JSONL manifest, one {"image": path, "caption": text} per line; image paths are relative to the manifest's
+ * folder unless absolute. The manifest is streamed line by line, so it may be larger than memory.
+ */
+import { createReadStream, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { DalleError } from '../../errors.js';
+import type { Decoder } from '../image.js';
+import type { Example } from '../types.js';
+import { type ExampleSource, exampleFromBytes, inShard, type ShardSpec, SkipCounter } from '../source.js';
+
+export interface JsonlSpec {
+  kind: 'jsonl';
+  path: string;
+  /** Folder that relative image paths start from; the manifest's folder by default. */
+  root?: string;
+  shard?: ShardSpec;
+  /** 'js' (default, reproducible) or 'sharp' (faster; needs the sharp package). */
+  decoder?: Decoder;
+}
+
+export function openSource(spec: JsonlSpec): ExampleSource {
+  if (typeof spec.path !== 'string') throw new DalleError('E_INVALID_ARGUMENT', 'jsonl source needs a path');
+  let isFile: boolean;
+  try {
+    isFile = statSync(spec.path).isFile();
+  } catch {
+    throw new DalleError('E_NOT_FOUND', `jsonl source: ${spec.path} does not exist`);
+  }
+  if (!isFile) throw new DalleError('E_INVALID_ARGUMENT', `jsonl source: ${spec.path} is not a file`);
+  const skips = new SkipCounter();
+  return {
+    sharded: true,
+    get skipped() {
+      return skips.report;
+    },
+    [Symbol.asyncIterator]: () => iterate(spec, skips),
+  };
+}
+
+async function* iterate(spec: JsonlSpec, skips: SkipCounter): AsyncGenerator<Example> {
+  const root = spec.root ?? dirname(spec.path);
+  const lines = createInterface({ input: createReadStream(spec.path), crlfDelay: Infinity });
+  let index = -1;
+  let lineNo = 0;
+  for await (const line of lines) {
+    lineNo++;
+    if (line.trim() === '') continue;
+    index++;
+    if (!inShard(spec.shard, index)) continue;
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      skips.add(`${spec.path}:${lineNo}`, 'bad record');
+      continue;
+    }
+    const { image, caption } = (record ?? {}) as { image?: unknown; caption?: unknown };
+    if (typeof image !== 'string' || image === '') {
+      skips.add(`${spec.path}:${lineNo}`, 'bad record');
+      continue;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(resolve(root, image));
+    } catch {
+      skips.add(image, 'missing image');
+      continue;
+    }
+    const example = await exampleFromBytes(image, bytes, typeof caption === 'string' ? caption : undefined, skips, spec.decoder);
+    if (example !== null) yield example;
+  }
+}
