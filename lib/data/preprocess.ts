@@ -12,17 +12,8 @@ import type { ImageRGB } from './types.js';
 
 export type Preset = 'transformer' | 'dvae';
 
-/** mulberry32: small, fast and deterministic; returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../rng.js';
+import { mulberry32 } from '../rng.js';
 
 /**
  * A per-example seed from the run seed and the example key, so an example's augmentation does not depend on which

@@ -3,6 +3,7 @@
  * (the input text, and the per-piece cache key), because encode is benchmarked against other tokenizers.
  */
 import { DalleError } from '../errors.js';
+import { mulberry32 } from '../rng.js';
 import { byteToChar, charToByte } from './bytes.js';
 import { normalizeCaption } from './normalize.js';
 import { pieceEnd } from './pretokenize.js';
@@ -35,16 +36,6 @@ function invalid(message: string): DalleError {
   return new DalleError('E_INVALID_ARGUMENT', message);
 }
 
-/** mulberry32: tiny, fast, and reproducible across platforms, which is all dropout needs. */
-function mulberry32(seed: number): () => number {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * (left id, right id) -> merge rank, open addressing over typed arrays. A Map keyed by left * 2^20 + right would

@@ -1,16 +1,6 @@
 /** Seeded randomness for the shapes world: every scene is a pure function of its seed. */
 
-/** mulberry32: small, fast, and the same stream on every platform. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../../rng.js';
 
 /**
  * A 32-bit hash of (seed, index) (murmur3's finaliser), so scene i of source seed s has its own independent

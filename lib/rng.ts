@@ -1,0 +1,12 @@
+/** mulberry32: small, fast, and the same stream on every platform; floats in [0, 1). For JS-side
+ * randomness (augmentation, scenes, BPE-dropout); kernels use the native Philox stream instead. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
