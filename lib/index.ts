@@ -5,4 +5,5 @@ export { Arena, buildInfo, liveBytes, setCheckFinite, setSimdLevel, type ArenaSp
 export { loadAddon, candidatePaths } from './native/loader.js';
 export * as ops from './ops/index.js';
 export * as tokenizer from './tokenizer/index.js';
+export * as data from './data/index.js';
 export type { NativeAddon, NativeAttrs, NativeBuildInfo, NativeDevice, NativeDType, NativeTensorHandle, NativeOpInfo, NativeArena } from './native/addon.js';

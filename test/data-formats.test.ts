@@ -5,13 +5,13 @@ import test from 'ava';
 
 import { DalleError } from '../lib/errors.js';
 import { openSource as openFolder } from '../lib/data/folder/index.js';
-import { decodeImage, decodeImageWith, sniffFormat } from '../lib/data/image.js';
+import { decodeImage, decodeImageWith, encodePng, sniffFormat } from '../lib/data/image.js';
 import { openSource as openJsonl } from '../lib/data/jsonl/index.js';
 import { areaResize, mulberry32, preprocess } from '../lib/data/preprocess.js';
 import { type ExampleSource, mergeSkipReports, openSourceSpec } from '../lib/data/source.js';
 import type { Example, ImageRGB } from '../lib/data/types.js';
 import { openSource as openWebDataset } from '../lib/data/webdataset/index.js';
-import { jpegBytes, mixedFolder, pattern, pngBytes, tarBytes, tempDir, write } from './helpers/data-fixtures.js';
+import { jpegBytes, mixedFolder, pattern, pngBytes, rawPng, tarBytes, tempDir, write } from './helpers/data-fixtures.js';
 
 async function collect(source: ExampleSource): Promise<Example[]> {
   const out: Example[] = [];
@@ -42,6 +42,45 @@ test('PNG decodes to the exact RGB written, and alpha is composited on white', (
 test('grey PNG comes out as RGB with equal channels', (t) => {
   const img = decodeImage(pngBytes(4, 2, (x, y) => [x * 60 + y, x * 60 + y, x * 60 + y, 255], 0), 'g.png');
   t.deepEqual(px(img, 3, 1), [181, 181, 181]);
+});
+
+test('palette PNG (with transparency) and 16-bit PNG decode to 8-bit RGB', (t) => {
+  // 2-bit indices: red, green, a half-transparent blue, fully transparent black.
+  const plte = { type: 'PLTE', data: Uint8Array.from([255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0]) };
+  const trns = { type: 'tRNS', data: Uint8Array.from([255, 255, 128, 0]) };
+  const indexed = decodeImage(rawPng(4, 1, 3, 2, [Uint8Array.from([0b00011011])], [plte, trns]), 'p.png');
+  t.deepEqual([0, 1, 2, 3].map((x) => px(indexed, x, 0)), [[255, 0, 0], [0, 255, 0], [127, 127, 255], [255, 255, 255]]);
+
+  // 16-bit RGB scales by 255/65535: 0x80ff → 128.498 → 128, 0xffff → 255.
+  const deep = decodeImage(rawPng(2, 1, 2, 16, [Uint8Array.from([0xff, 0xff, 0, 0, 0x80, 0xff, 0, 0, 0xff, 0xff, 0, 0])]), 'd.png');
+  t.deepEqual(px(deep, 0, 0), [255, 0, 128]);
+  t.deepEqual(px(deep, 1, 0), [0, 255, 0]);
+});
+
+test('encodePng round-trips exactly and refuses a buffer of the wrong size', (t) => {
+  const img = decodeImage(pngBytes(7, 3, pattern(9)), 'x.png');
+  t.deepEqual(decodeImage(encodePng(img), 'y.png'), img);
+  const err = t.throws(() => encodePng({ width: 7, height: 3, data: new Uint8Array(10) }), { instanceOf: DalleError });
+  t.is((err as DalleError).code, 'E_INVALID_ARGUMENT');
+});
+
+test('greyscale JPEG comes out as RGB with equal channels', async (t) => {
+  let sharp: typeof import('sharp').default;
+  try {
+    sharp = (await import('sharp')).default;
+  } catch {
+    return t.pass('sharp (a dev dependency) is needed to write a greyscale JPEG; not installed');
+  }
+  const grey = Buffer.alloc(16 * 8);
+  for (let i = 0; i < grey.length; i++) grey[i] = (i % 16) * 16;
+  const bytes = await sharp(grey, { raw: { width: 16, height: 8, channels: 1 } }).jpeg({ quality: 100 }).toBuffer();
+  const img = decodeImage(bytes, 'g.jpg');
+  t.is(img.data.length, 16 * 8 * 3);
+  for (let p = 0; p < 16 * 8; p++) {
+    const [r, g, b] = [img.data[p * 3]!, img.data[p * 3 + 1]!, img.data[p * 3 + 2]!];
+    t.true(r === g && g === b, `pixel ${p}: ${r},${g},${b}`);
+    t.true(Math.abs(r - grey[p]!) <= 8, `pixel ${p}: ${r} vs ${grey[p]}`);
+  }
 });
 
 test('JPEG decodes close to its source', (t) => {

@@ -116,3 +116,15 @@ export async function decodeImageWith(bytes: Uint8Array, name: string, decoder: 
     throw new DalleError('E_INVALID_ARGUMENT', `${name}: corrupt ${format} (${(err as Error).message})`, { cause: err });
   }
 }
+
+/** Encodes an RGB image as an 8-bit RGB PNG (no alpha). */
+export function encodePng(image: ImageRGB): Buffer {
+  const { width, height, data } = image;
+  checkSize(width, height);
+  if (data.length !== width * height * 3) {
+    throw new DalleError('E_INVALID_ARGUMENT', `image data has ${data.length} bytes; ${width}x${height} RGB needs ${width * height * 3}`);
+  }
+  const png = new PNG({ width, height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  png.data = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+}

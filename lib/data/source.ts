@@ -2,6 +2,8 @@
  * The interface every source implements, the skip-report builder they share, and opening a source by its spec's
  * `kind` (the loader's worker threads receive only the JSON spec and open the source themselves).
  */
+import { statSync } from 'node:fs';
+
 import { DalleError } from '../errors.js';
 import { type Decoder, decodeImageWith, sniffFormat } from './image.js';
 import type { Example, SkipReport } from './types.js';
@@ -50,6 +52,35 @@ export class SkipCounter {
     this.report.reasons[reason] = (this.report.reasons[reason] ?? 0) + 1;
     if (this.report.samples.length < MAX_SAMPLES) this.report.samples.push({ key, reason });
   }
+}
+
+/**
+ * The check every file-based source makes when opened: a missing path is E_NOT_FOUND, a path of the wrong kind
+ * E_INVALID_ARGUMENT, both naming the source, so a typo fails at once and not as an empty epoch.
+ */
+export function requirePath(source: string, path: unknown, kind: 'file' | 'directory', role = 'path'): string {
+  if (typeof path !== 'string' || path === '') throw new DalleError('E_INVALID_ARGUMENT', `${source} source needs a ${role}`);
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch {
+    throw new DalleError('E_NOT_FOUND', `${source} source: ${role} ${path} does not exist`);
+  }
+  if (kind === 'file' ? !stat.isFile() : !stat.isDirectory()) {
+    throw new DalleError('E_INVALID_ARGUMENT', `${source} source: ${path} is not a ${kind}`);
+  }
+  return path;
+}
+
+/** A source that shards itself, over a generator that counts its skips in `skips`. */
+export function shardedSource(skips: SkipCounter, iterate: () => AsyncIterator<Example>): ExampleSource {
+  return {
+    sharded: true,
+    get skipped() {
+      return skips.report;
+    },
+    [Symbol.asyncIterator]: iterate,
+  };
 }
 
 /** Sums reports from several shards or workers. */

@@ -13,7 +13,7 @@ import type { NativeAddon } from './addon.js';
 const require = createRequire(import.meta.url);
 
 /** The package root: the nearest folder above this file whose package.json is ours. */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');

@@ -2,6 +2,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -94,4 +95,48 @@ export function plainFolder(n: number, w = 48, h = 40): string {
     write(join(dir, `${name}.txt`), `caption ${i}`);
   }
   return dir;
+}
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function pngChunk(type: string, data: Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  let crc = 0xffffffff;
+  for (const b of body) crc = CRC_TABLE[(crc ^ b) & 255]! ^ (crc >>> 8);
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  body.copy(out, 4);
+  out.writeUInt32BE((crc ^ 0xffffffff) >>> 0, 8 + data.length);
+  return out;
+}
+
+/**
+ * A PNG written byte by byte, for the kinds pngjs cannot write: palette images (colour type 3, with PLTE and an
+ * optional tRNS) and 16-bit samples. `rows` holds each row's raw samples, big-endian, without the filter byte.
+ */
+export function rawPng(
+  w: number,
+  h: number,
+  colorType: number,
+  bitDepth: number,
+  rows: Uint8Array[],
+  extra: Array<{ type: string; data: Uint8Array }> = [],
+): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = bitDepth;
+  ihdr[9] = colorType;
+  const filtered = Buffer.concat(rows.map((r) => Buffer.concat([Buffer.from([0]), r])));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    ...extra.map((c) => pngChunk(c.type, c.data)),
+    pngChunk('IDAT', deflateSync(filtered)),
+    pngChunk('IEND', new Uint8Array(0)),
+  ]);
 }

@@ -13,13 +13,14 @@ import type { Example, SkipReport, Split } from '../types.js';
 import { caption } from './captions.js';
 import { EMOJI_SETS, readCatalog, type EmojiEntry, type EmojiSet } from './catalog.js';
 
-export { installEmojiPackages, EMOJI_PACKAGES } from './install.js';
-export { EMOJI_SETS, splitOf, toneName, type EmojiSet } from './catalog.js';
+export { defaultEmojiRoot, installEmojiPackages, EMOJI_PACKAGES, type InstallOptions } from './install.js';
+import { defaultEmojiRoot } from './install.js';
+export { EMOJI_SETS, readCatalog, splitOf, toneName, type EmojiEntry, type EmojiSet } from './catalog.js';
 
 export interface EmojiSpec {
   kind: 'emoji';
-  /** Folder holding node_modules/emoji-datasource-* (or the packages themselves). */
-  root: string;
+  /** Folder holding node_modules/emoji-datasource-* (or the packages themselves); default defaultEmojiRoot(). */
+  root?: string;
   /** Default both. */
   sets?: EmojiSet[];
   /** Default 'train'. */
@@ -110,7 +111,8 @@ function checkSpec(spec: EmojiSpec): CheckedSpec {
     throw new DalleError('E_INVALID_ARGUMENT', `emoji source: ${msg}`);
   };
   if (spec === null || typeof spec !== 'object') bad('spec must be an object');
-  if (typeof spec.root !== 'string' || spec.root === '') bad('root must be a folder path');
+  const root = spec.root ?? defaultEmojiRoot();
+  if (typeof root !== 'string' || root === '') bad('root must be a folder path');
   const sets = spec.sets ?? [...EMOJI_SETS];
   if (!Array.isArray(sets) || sets.length === 0 || !sets.every((s) => EMOJI_SETS.includes(s))) {
     bad(`sets must be a non-empty list of ${EMOJI_SETS.join(', ')}; got ${JSON.stringify(spec.sets)}`);
@@ -121,5 +123,5 @@ function checkSpec(spec: EmojiSpec): CheckedSpec {
   if (!Number.isInteger(seed)) bad(`seed must be an integer; got ${seed}`);
   const testFraction = spec.testFraction ?? 0.1;
   if (!(testFraction > 0 && testFraction < 1)) bad(`testFraction must be in (0, 1); got ${testFraction}`);
-  return { root: spec.root, sets: [...new Set(sets)], split, seed, testFraction, shuffle: spec.shuffle ?? true };
+  return { root, sets: [...new Set(sets)], split, seed, testFraction, shuffle: spec.shuffle ?? true };
 }

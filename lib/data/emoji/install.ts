@@ -5,12 +5,22 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 
 import { DalleError } from '../../errors.js';
 import { EMOJI_SETS, packageDir } from './catalog.js';
 
 export const EMOJI_PACKAGES: readonly string[] = EMOJI_SETS.map((s) => `emoji-datasource-${s}`);
+
+/**
+ * Where `dalle data emoji` installs and the emoji source looks when given no root: $DALLE_DATA_DIR/emoji, else the
+ * user's cache folder ($XDG_CACHE_HOME or ~/.cache)/dalle-engine/emoji.
+ */
+export function defaultEmojiRoot(): string {
+  const base = process.env.DALLE_DATA_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'dalle-engine');
+  return join(base, 'emoji');
+}
 
 export interface InstallOptions {
   /** The npm executable; default `npm` on PATH. */

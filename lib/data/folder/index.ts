@@ -2,14 +2,13 @@
  * A folder of images, each captioned by a same-named .txt file (cat.png + cat.txt), searched recursively.
  * Examples come in sorted path order so a seed reproduces a run.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, join, relative, sep } from 'node:path';
 
-import { DalleError } from '../../errors.js';
 import type { Decoder } from '../image.js';
 import type { Example } from '../types.js';
-import { type ExampleSource, exampleFromBytes, inShard, type ShardSpec, SkipCounter } from '../source.js';
+import { type ExampleSource, exampleFromBytes, inShard, requirePath, type ShardSpec, shardedSource, SkipCounter } from '../source.js';
 
 export interface FolderSpec {
   kind: 'folder';
@@ -22,22 +21,9 @@ export interface FolderSpec {
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);
 
 export function openSource(spec: FolderSpec): ExampleSource {
-  if (typeof spec.path !== 'string') throw new DalleError('E_INVALID_ARGUMENT', 'folder source needs a path');
-  let isDir: boolean;
-  try {
-    isDir = statSync(spec.path).isDirectory();
-  } catch {
-    throw new DalleError('E_NOT_FOUND', `folder source: ${spec.path} does not exist`);
-  }
-  if (!isDir) throw new DalleError('E_INVALID_ARGUMENT', `folder source: ${spec.path} is not a directory`);
+  requirePath('folder', spec.path, 'directory');
   const skips = new SkipCounter();
-  return {
-    sharded: true,
-    get skipped() {
-      return skips.report;
-    },
-    [Symbol.asyncIterator]: () => iterate(spec, skips),
-  };
+  return shardedSource(skips, () => iterate(spec, skips));
 }
 
 async function* iterate(spec: FolderSpec, skips: SkipCounter): AsyncGenerator<Example> {

@@ -2,15 +2,14 @@
  * A JSONL manifest, one {"image": path, "caption": text} per line; image paths are relative to the manifest's
  * folder unless absolute. The manifest is streamed line by line, so it may be larger than memory.
  */
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { DalleError } from '../../errors.js';
 import type { Decoder } from '../image.js';
 import type { Example } from '../types.js';
-import { type ExampleSource, exampleFromBytes, inShard, type ShardSpec, SkipCounter } from '../source.js';
+import { type ExampleSource, exampleFromBytes, inShard, requirePath, type ShardSpec, shardedSource, SkipCounter } from '../source.js';
 
 export interface JsonlSpec {
   kind: 'jsonl';
@@ -23,22 +22,9 @@ export interface JsonlSpec {
 }
 
 export function openSource(spec: JsonlSpec): ExampleSource {
-  if (typeof spec.path !== 'string') throw new DalleError('E_INVALID_ARGUMENT', 'jsonl source needs a path');
-  let isFile: boolean;
-  try {
-    isFile = statSync(spec.path).isFile();
-  } catch {
-    throw new DalleError('E_NOT_FOUND', `jsonl source: ${spec.path} does not exist`);
-  }
-  if (!isFile) throw new DalleError('E_INVALID_ARGUMENT', `jsonl source: ${spec.path} is not a file`);
+  requirePath('jsonl', spec.path, 'file');
   const skips = new SkipCounter();
-  return {
-    sharded: true,
-    get skipped() {
-      return skips.report;
-    },
-    [Symbol.asyncIterator]: () => iterate(spec, skips),
-  };
+  return shardedSource(skips, () => iterate(spec, skips));
 }
 
 async function* iterate(spec: JsonlSpec, skips: SkipCounter): AsyncGenerator<Example> {

@@ -89,9 +89,9 @@ export function openSource(spec: ShapesSpec): ExampleSource {
   };
 }
 
-export { CAPABILITIES, RELATIONS, generateScene, placeSign, relationHolds, type Capability, type PlacedObject, type Relation, type Scene, type Sign } from './scene.js';
+export { CAPABILITIES, RELATIONS, generateScene, placeSign, relationHolds, type Box, type Capability, type PlacedObject, type Relation, type Scene, type Sign } from './scene.js';
 export { captionScene, describeScene, formatQuery, parseCaption, queryHasHeldOut, RELATION_PHRASES, type ObjectSpec, type Query } from './captions.js';
-export { checkCaption, classifyShape, detect, readSign, satisfies, scoreSamples, type CapabilityScore, type DetectedObject, type Detection, type ReportCapability } from './detect.js';
+export { checkCaption, classifyShape, detect, readSign, satisfies, scoreSamples, type CapabilityScore, type Component, type DetectedObject, type Detection, type ReportCapability } from './detect.js';
 export { renderScene, shapeMask } from './render.js';
 export { evaluationPrompts, type Prompt } from './prompts.js';
 export { COLORS, COLOR_NAMES, HELD_OUT, SHAPE_NAMES, SIZE_NAMES, isHeldOut, objectSide, type ColorName, type ShapeName, type SizeName } from './palette.js';

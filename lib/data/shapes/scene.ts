@@ -44,7 +44,7 @@ export const MARGIN = 2;
 /** Padding of the sign around its text, on each side ("4 px larger than the text"). */
 export const SIGN_PADDING = 4;
 
-interface Box {
+export interface Box {
   x: number;
   y: number;
   w: number;

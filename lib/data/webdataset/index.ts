@@ -3,12 +3,12 @@
  * component, as WebDataset defines it) form one sample; the image is its .png/.jpg/.jpeg member and the caption its
  * .txt member. A truncated or damaged shard ends that shard with one 'truncated shard' skip; later shards go on.
  */
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 
 import { DalleError } from '../../errors.js';
 import type { Decoder } from '../image.js';
 import type { Example } from '../types.js';
-import { type ExampleSource, exampleFromBytes, inShard, type ShardSpec, SkipCounter } from '../source.js';
+import { type ExampleSource, exampleFromBytes, inShard, requirePath, type ShardSpec, shardedSource, SkipCounter } from '../source.js';
 import { readTar, type TarMember, TruncatedTarError } from './tar.js';
 
 export interface WebDatasetSpec {
@@ -27,23 +27,9 @@ export function openSource(spec: WebDatasetSpec): ExampleSource {
   if (!Array.isArray(shards) || shards.length === 0 || !shards.every((s) => typeof s === 'string')) {
     throw new DalleError('E_INVALID_ARGUMENT', 'webdataset source needs shards: a path or a list of paths');
   }
-  for (const s of shards) {
-    let ok: boolean;
-    try {
-      ok = statSync(s).isFile();
-    } catch {
-      throw new DalleError('E_NOT_FOUND', `webdataset source: shard ${s} does not exist`);
-    }
-    if (!ok) throw new DalleError('E_INVALID_ARGUMENT', `webdataset source: ${s} is not a file`);
-  }
+  for (const s of shards) requirePath('webdataset', s, 'file', 'shard');
   const skips = new SkipCounter();
-  return {
-    sharded: true,
-    get skipped() {
-      return skips.report;
-    },
-    [Symbol.asyncIterator]: () => iterate(shards, spec.shard, spec.decoder, skips),
-  };
+  return shardedSource(skips, () => iterate(shards, spec.shard, spec.decoder, skips));
 }
 
 function splitKey(name: string): [key: string, ext: string] {
