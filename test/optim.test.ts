@@ -207,3 +207,79 @@ test('grad_norm and clip_grad_norm: bad inputs throw typed errors', (t) => {
   assertDalleError(t, () => ops.gradNorm(bf), 'E_DTYPE', 'bf16 input');
   t.deepEqual(Array.from(x.toFloat32Array()), [1, 2, 3]);
 });
+
+/** ema = decay·ema + (1 − decay)·param in double, rounded once to f32, as the kernel does. */
+function emaRef(ema: Float32Array, param: ArrayLike<number>, decay: number): Float32Array {
+  return Float32Array.from(ema, (e, i) => decay * e + (1 - decay) * param[i]!);
+}
+
+test('ema_update: ema = decay·ema + (1 − decay)·param in place, exactly, on odd sizes', (t) => {
+  const seed = 101;
+  const rand = rng(seed);
+  for (const shape of [[1], [7], [3, 5, 7], [100_003]]) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    let want = randomArray(rand, n, -3, 3);
+    using ema = Tensor.from(want, shape);
+    for (const decay of [0.999, 0.9, 0.5, 1 / 3, 0.9999]) {
+      const pData = randomArray(rand, n, -5, 5);
+      using param = Tensor.from(pData, shape);
+      const result = ops.emaUpdate(ema, param, decay) as unknown;
+      t.is(result, undefined);
+      want = emaRef(want, pData, decay);
+      t.deepEqual(ema.toFloat32Array(), want, `[${shape}] decay ${decay}, seed ${seed}`);
+      t.deepEqual(param.toFloat32Array(), pData, 'param is read-only');
+    }
+  }
+  // The ends of the range: decay 1 keeps ema, decay 0 copies param, bit for bit.
+  const e0 = randomArray(rand, 13);
+  const p0 = randomArray(rand, 13);
+  using ema = Tensor.from(e0, [13]);
+  using param = Tensor.from(p0, [13]);
+  ops.emaUpdate(ema, param, 1);
+  t.deepEqual(ema.toFloat32Array(), e0, 'decay 1');
+  ops.emaUpdate(ema, param, 0);
+  t.deepEqual(ema.toFloat32Array(), p0, 'decay 0');
+});
+
+test('ema_update over an arena equals per-tensor updates, visible through the views', (t) => {
+  const specs = [
+    { name: 'w', shape: [3, 5] },
+    { name: 'b', shape: [7] },
+  ];
+  const flatEma = new Arena(specs);
+  const viewEma = new Arena(specs);
+  const params = new Arena(specs);
+  let s = 40;
+  for (const a of [flatEma, params])
+    for (const x of a.tensors.values()) x.write(randomArray(rng(s++), x.size));
+  for (const name of ['w', 'b']) viewEma.get(name).write(flatEma.get(name).toFloat32Array());
+  ops.emaUpdate(flatEma.flat, params.flat, 0.97);
+  for (const name of ['w', 'b']) ops.emaUpdate(viewEma.get(name), params.get(name), 0.97);
+  for (const name of ['w', 'b']) t.deepEqual(flatEma.get(name).toFloat32Array(), viewEma.get(name).toFloat32Array(), name);
+  for (const a of [flatEma, viewEma, params]) a.dispose();
+});
+
+test('ema_update: bad decay, mismatched shapes and bad inputs throw typed errors and change nothing', (t) => {
+  const good = () => [Tensor.from(randomArray(rng(13), 15), [3, 5]), Tensor.from(randomArray(rng(14), 15), [3, 5])];
+  const call = ([e, p]: Tensor[]) => ops.emaUpdate(e!, p!, 0.9);
+  badInputBattery(t, 'ema_update', call, good, { wrongShape: (i) => [[15], [5, 3]][i]! });
+  nanBattery(t, 'ema_update', call, good);
+
+  const [ema, param] = good() as [Tensor, Tensor];
+  const before = ema.toFloat32Array();
+  for (const decay of [-0.1, 1.0000001, 2, -1e-300, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY])
+    assertDalleError(t, () => ops.emaUpdate(ema, param, decay), 'E_INVALID_ARGUMENT', `decay ${decay}`);
+  assertDalleError(t, () => ops.runOp('ema_update', [ema, param]), 'E_INVALID_ARGUMENT', 'missing decay');
+  for (const shape of [[15], [5, 3], [3, 6], [1, 3, 5], [3, 5, 1]]) {
+    using other = Tensor.zeros(shape);
+    assertDalleError(t, () => ops.emaUpdate(ema, other, 0.5), 'E_INVALID_ARGUMENT', `param [${shape}]`);
+  }
+  using bf = Tensor.zeros([3, 5], { dtype: 'bf16' });
+  assertDalleError(t, () => ops.emaUpdate(ema, bf, 0.5), 'E_DTYPE', 'bf16 param');
+  assertDalleError(t, () => ops.emaUpdate(ema, ema, 0.5), 'E_INVALID_ARGUMENT', 'param aliases ema');
+  using view = ema.reshape([3, 5]);
+  assertDalleError(t, () => ops.emaUpdate(ema, view, 0.5), 'E_INVALID_ARGUMENT', 'param is a view of ema');
+  t.deepEqual(ema.toFloat32Array(), before, 'nothing changed');
+  ema.dispose();
+  param.dispose();
+});

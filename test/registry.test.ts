@@ -28,6 +28,7 @@ const standalone = [
   'adamw_step',
   'grad_norm',
   'clip_grad_norm',
+  'ema_update',
   'philox_uint32',
   'random_uniform',
   'random_normal',

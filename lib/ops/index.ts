@@ -8,6 +8,7 @@ export * from './elementwise.js';
 export * from './norm.js';
 export * from './embedding.js';
 export * from './loss.js';
+export * from './logit-laplace.js';
 export * from './gumbel.js';
 export * from './optim.js';
 export * from './random.js';

@@ -49,3 +49,13 @@ export function gradNorm(x: Tensor): Tensor {
 export function clipGradNorm(x: Tensor, maxNorm: number): Tensor {
   return runOp1('clip_grad_norm', [x], { max_norm: maxNorm });
 }
+
+/**
+ * The parameters' exponential moving average, in place: ema = decay·ema + (1 − decay)·param,
+ * elementwise in double and rounded once to f32 (so decay 1 leaves `ema` as it is and decay 0
+ * copies `param`). Both f32, the same shape, distinct buffers; decay in [0, 1] (else
+ * E_INVALID_ARGUMENT). With arenas, one call over `arena.flat` updates the whole model.
+ */
+export function emaUpdate(ema: Tensor, param: Tensor, decay: number): void {
+  runOp('ema_update', [ema, param], { decay });
+}

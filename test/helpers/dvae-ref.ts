@@ -86,3 +86,10 @@ export function net(x: Img, p: ParamLookup, plan: NetPlan): Img {
   }
   return conv(relu(h), p, plan.output);
 }
+
+/** The input of test/fixtures/torch/forward_tiny.json, NHWC [1, 16, 16, 3]: x[c, i, j] = 0.1 + 0.8·((7c + 3i + 5j) mod 17)/16. */
+export function torchFixtureInput(): Float32Array {
+  const x = new Float32Array(16 * 16 * 3);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) x[(i * 16 + j) * 3 + c] = 0.1 + (0.8 * ((c * 7 + i * 3 + j * 5) % 17)) / 16;
+  return x;
+}

@@ -20,4 +20,8 @@ double sum_squares_cpu(const float* x, int64_t n);
 // A non-finite norm leaves x untouched, so the caller can see the overflow and skip the step.
 double clip_grad_norm_cpu(float* x, int64_t n, double max_norm);
 
+// ema, param [n]; ema updated in place: ema = decay·ema + (1 − decay)·param, each element in double
+// and rounded once to f32 (decay 1 keeps ema, decay 0 copies param, bit for bit).
+void ema_update_cpu(float* ema, const float* param, int64_t n, double decay);
+
 }  // namespace dalle

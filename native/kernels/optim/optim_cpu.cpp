@@ -64,6 +64,14 @@ double clip_grad_norm_cpu(float* x, int64_t n, double max_norm) {
   return norm;
 }
 
+void ema_update_cpu(float* ema, const float* param, int64_t n, double decay) {
+  const double keep = decay, take = 1.0 - decay;
+  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      ema[i] = static_cast<float>(keep * static_cast<double>(ema[i]) + take * static_cast<double>(param[i]));
+  });
+}
+
 namespace {
 
 bool overlaps(const TensorView& a, const TensorView& b) {
@@ -147,10 +155,36 @@ Status clip(OpArgs& a) {
   return Status::Ok();
 }
 
+Status get_decay(const OpArgs& a, double* decay) {
+  DALLE_RETURN_IF_ERROR(a.attrs.get_num(a.op, "decay", decay));
+  DALLE_CHECK_ARG(*decay >= 0.0 && *decay <= 1.0, "%s: decay must be in [0, 1], got %g", a.op, *decay);
+  return Status::Ok();
+}
+
+Status infer_ema(OpArgs& a) {
+  DALLE_RETURN_IF_ERROR(expect_dtype(a.op, "ema", a.in[0], DType::kF32));
+  DALLE_RETURN_IF_ERROR(expect_dtype(a.op, "param", a.in[1], DType::kF32));
+  DALLE_RETURN_IF_ERROR(expect_same_shape(a.op, "ema", a.in[0], "param", a.in[1]));
+  // A shifted overlap would read elements another chunk has already updated.
+  DALLE_CHECK_ARG(!overlaps(a.in[0], a.in[1]), "%s: ema and param share memory", a.op);
+  double decay = 0.0;
+  DALLE_RETURN_IF_ERROR(get_decay(a, &decay));
+  a.out.clear();
+  return Status::Ok();
+}
+
+Status ema(OpArgs& a) {
+  double decay = 0.0;
+  DALLE_RETURN_IF_ERROR(get_decay(a, &decay));
+  ema_update_cpu(a.in[0].f32(), a.in[1].f32(), a.in[0].numel(), decay);
+  return Status::Ok();
+}
+
 }  // namespace
 
 DALLE_REGISTER_OP(adamw_step, {"adamw_step", {"param", "grad", "m", "v"}, {}, {0, 2, 3}, infer_adamw, adamw});
 DALLE_REGISTER_OP(grad_norm, {"grad_norm", {"x"}, {"norm"}, {}, infer_norm, grad_norm});
 DALLE_REGISTER_OP(clip_grad_norm, {"clip_grad_norm", {"x"}, {"norm"}, {0}, infer_clip, clip});
+DALLE_REGISTER_OP(ema_update, {"ema_update", {"ema", "param"}, {}, {0}, infer_ema, ema});
 
 }  // namespace dalle

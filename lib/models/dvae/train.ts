@@ -1,0 +1,85 @@
+/**
+ * Training the dVAE with the shared trainer: the paper's objective and schedules (App. A.2) as defaults, every value
+ * overridable. β ramps 0 → 6.6 over 5k updates, τ 1 → 1/16 over 150k, the learning rate 1e-4 → 1.25e-6 over 1.2M,
+ * all cosine; AdamW (0.9, 0.999, 1e-8, weight decay 1e-4); parameter EMA 0.999.
+ */
+import type { Arena } from '../../engine.js';
+import { DalleError } from '../../errors.js';
+import type { Batch } from '../../data/types.js';
+import type { OpRunner } from '../../nn/runner.js';
+import { checkSchedule, type CosineSchedule, cosineAt } from '../../train/schedule.js';
+import { type AdamWConfig, type StepMetrics, train, type TrainerOptions, type TrainResult, type TrainTask } from '../../train/trainer.js';
+import type { Dvae } from './model.js';
+
+export const DVAE_PAPER_SCHEDULES = {
+  beta: { from: 0, to: 6.6, steps: 5_000 },
+  tau: { from: 1, to: 1 / 16, steps: 150_000 },
+  lr: { from: 1e-4, to: 1.25e-6, steps: 1_200_000 },
+} as const satisfies Record<string, CosineSchedule>;
+
+export const DVAE_PAPER_ADAM: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4 };
+
+export interface DvaeTrainOptions extends Omit<TrainerOptions<Batch>, 'lr' | 'data'> {
+  /** Batches of packed uint8 images [B, S, S, 3] (the data loader's, with the 'dvae' preset). */
+  data: (epoch: number) => AsyncIterable<Batch>;
+  /** The largest batch the data gives: the Gumbel noise of update t uses words [t·B·g²·K, (t+1)·B·g²·K). */
+  batchSize: number;
+  beta?: CosineSchedule;
+  tau?: CosineSchedule;
+  lr?: CosineSchedule;
+  /** Key of the Gumbel noise. Default 0. */
+  seed?: number;
+}
+
+export class DvaeTask implements TrainTask<Batch> {
+  readonly kind = 'dvae';
+  readonly params: Arena;
+  readonly configJson: string;
+  private readonly wordsPerStep: number;
+
+  constructor(
+    readonly model: Dvae,
+    private readonly beta: CosineSchedule,
+    private readonly tau: CosineSchedule,
+    private readonly maxBatch: number,
+    private readonly seed: number,
+  ) {
+    this.params = model.params;
+    this.configJson = JSON.stringify(model.config);
+    this.wordsPerStep = maxBatch * model.grid * model.grid * model.config.vocabSize;
+  }
+
+  async step(batch: Batch, grads: Arena, step: number, run: OpRunner): Promise<StepMetrics> {
+    const b = batch.captions.length;
+    if (b > this.maxBatch) throw new DalleError('E_INVALID_ARGUMENT', `dVAE training: a batch of ${b} exceeds batchSize ${this.maxBatch}`);
+    if (batch.size !== this.model.config.imageSize) {
+      throw new DalleError('E_INVALID_ARGUMENT', `dVAE training: batches are ${batch.size}px but the model takes ${this.model.config.imageSize}px`);
+    }
+    const beta = cosineAt(this.beta, step);
+    const tau = cosineAt(this.tau, step);
+    using x = this.model.pixelsTensor(batch.images);
+    const l = await this.model.lossAndGrad(x, grads, { beta, tau, seed: this.seed, offset: step * this.wordsPerStep }, run);
+    return { loss: l.loss, nll: l.nll, kl: l.kl, beta, tau };
+  }
+
+  batchSize(batch: Batch): number {
+    return batch.captions.length;
+  }
+}
+
+/** Trains `model` in place; see DvaeTrainOptions. Resolves when done or aborted (with a checkpoint if configured). */
+export function trainDvae(model: Dvae, options: DvaeTrainOptions): Promise<TrainResult> {
+  if (!Number.isInteger(options.batchSize) || options.batchSize <= 0) {
+    throw new DalleError('E_INVALID_ARGUMENT', `dVAE training: batchSize must be a positive integer, got ${String(options.batchSize)}`);
+  }
+  const beta = checkSchedule('beta', options.beta ?? DVAE_PAPER_SCHEDULES.beta);
+  const tau = checkSchedule('tau', options.tau ?? DVAE_PAPER_SCHEDULES.tau);
+  if (!(Math.min(tau.from, tau.to) > 0)) throw new DalleError('E_INVALID_ARGUMENT', 'dVAE training: tau must stay > 0');
+  const task = new DvaeTask(model, beta, tau, options.batchSize, options.seed ?? 0);
+  return train(task, {
+    ...options,
+    lr: options.lr ?? DVAE_PAPER_SCHEDULES.lr,
+    adam: { ...DVAE_PAPER_ADAM, ...options.adam },
+    emaDecay: options.emaDecay === undefined ? 0.999 : options.emaDecay,
+  });
+}
