@@ -6,4 +6,8 @@ export { loadAddon, candidatePaths } from './native/loader.js';
 export * as ops from './ops/index.js';
 export * as tokenizer from './tokenizer/index.js';
 export * as data from './data/index.js';
+export * as dvae from './models/dvae/index.js';
+export * as training from './train/index.js';
+export * as formats from './formats/index.js';
+export { asyncRunner, syncRunner, type OpRunner } from './nn/runner.js';
 export type { NativeAddon, NativeAttrs, NativeBuildInfo, NativeDevice, NativeDType, NativeTensorHandle, NativeOpInfo, NativeArena } from './native/addon.js';

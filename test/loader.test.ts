@@ -40,3 +40,18 @@ test('a file that is not a shared library is explained, not a crash', (t) => {
   const err = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { attempts: { reason: string }[] };
   t.regex(err.attempts[0]!.reason, /not a valid native binary/);
 });
+
+test('DALLE_NUM_THREADS caps the thread pool; a value that is not a positive integer means every core', (t) => {
+  const threadsWith = (value: string): number => {
+    const script = `import { buildInfo } from ${JSON.stringify(new URL('../lib/index.ts', import.meta.url).href)}; console.log(buildInfo().threads);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, DALLE_NUM_THREADS: value },
+      encoding: 'utf8',
+    });
+    return Number(r.stdout.trim());
+  };
+  t.is(threadsWith('1'), 1);
+  const all = threadsWith('');
+  t.true(all >= 1);
+  for (const bad of ['0', '-2', 'two', '3x', '99999']) t.is(threadsWith(bad), all, bad);
+});

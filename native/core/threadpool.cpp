@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 namespace dalle {
 
@@ -44,9 +45,19 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
+// DALLE_NUM_THREADS caps the pool (several processes sharing a machine, or a container whose CPU quota is below its
+// visible core count); anything but a positive integer means every core.
+static int threads_from_env() {
+  const char* v = std::getenv("DALLE_NUM_THREADS");
+  if (v == nullptr) return 0;
+  char* end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  return (end != v && *end == '\0' && n > 0 && n <= 4096) ? static_cast<int>(n) : 0;
+}
+
 ThreadPool& ThreadPool::global() {
   // Never destroyed: workers must outlive any static destructor that might still run a kernel.
-  static ThreadPool* pool = new ThreadPool();
+  static ThreadPool* pool = new ThreadPool(threads_from_env());
   return *pool;
 }
 

@@ -21,8 +21,8 @@ export interface DvaeConfig {
 export const DVAE_PRESETS = {
   /** The released model: 256² images → 32×32 codes from 8192; 53.8M + 43.8M parameters. */
   openai: { imageSize: 256, nHid: 256, groupCount: 4, blocksPerGroup: 2, vocabSize: 8192, nInit: 128 },
-  /** Shapes world at 32²: 8×8 codes. */
-  small32: { imageSize: 32, nHid: 32, groupCount: 3, blocksPerGroup: 1, vocabSize: 512, nInit: 64 },
+  /** Shapes world at 32²: 16×16 codes (one per 2×2 pixels, so 6-px shapes keep their outlines). */
+  small32: { imageSize: 32, nHid: 32, groupCount: 2, blocksPerGroup: 1, vocabSize: 512, nInit: 64 },
   /** Shapes world or emoji at 64²: 16×16 codes. */
   small64: { imageSize: 64, nHid: 32, groupCount: 3, blocksPerGroup: 1, vocabSize: 1024, nInit: 64 },
 } as const satisfies Record<string, DvaeConfig>;
