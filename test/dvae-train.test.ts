@@ -218,6 +218,10 @@ test('training reduces the loss, reports progress, and an aborted run resumes to
   const ema = readSafetensors(join(dir, 'full.safetensors')).tensors.get('ema.decoder.blocks.output.conv.b')!.data as Float32Array;
   t.deepEqual(fromCheckpoint.params.get('decoder.blocks.output.conv.b').toFloat32Array(), ema);
   t.notDeepEqual(ema, straight.params.get('decoder.blocks.output.conv.b').toFloat32Array());
+  // The result hands the EMA back too, in the parameter arena's layout.
+  using emaModel = Dvae.create(TINY);
+  emaModel.params.flat.write(full.ema!);
+  t.deepEqual(emaModel.params.flat.toFloat32Array(), fromCheckpoint.params.flat.toFloat32Array());
 });
 
 test('a resume refuses a checkpoint of another config; bad options are E_INVALID_ARGUMENT', async (t) => {

@@ -79,6 +79,11 @@ export interface TrainResult {
   metrics: StepMetrics | null;
   skippedSteps: number;
   checkpoint: string | null;
+  /**
+   * The parameter EMA at the end (null without one), laid out like `task.params.flat`: evaluate or save it with
+   * `model.params.flat.write(result.ema)`. The live parameters stay the raw ones, so training can continue.
+   */
+  ema: Float32Array | null;
 }
 
 const ADAM_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
@@ -229,7 +234,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
   } finally {
     await data.close();
   }
-  return { steps: step, stopped, metrics, skippedSteps: skipped, checkpoint };
+  return { steps: step, stopped, metrics, skippedSteps: skipped, checkpoint, ema: state.ema?.flat.toFloat32Array() ?? null };
 }
 
 /** The gradient's global L2 norm, clipping in place when `maxNorm` is set. */
