@@ -1,0 +1,70 @@
+"""
+A PyTorch twin of benchmarks/dvae/train.ts for the small32 dVAE: the same layout, init, objective (logit-Laplace,
+soft Gumbel-softmax, KL to uniform, all over H·W·3) and cosine schedules, for checking that a training recipe behaves
+the same in both and for searching recipes faster (torch's CPU convs are about 2× ours on this model today).
+
+    node --import tsx lib/cli/main.ts data shapes --out /tmp/shp-train --count 6400 --size 32 \
+        --capabilities single,counting,relations --seed 1000
+    node --import tsx lib/cli/main.ts data shapes --out /tmp/shp-test --count 200 --size 32 \
+        --capabilities single,counting,relations --seed 77 --split test
+    NT=2 /usr/bin/python3 benchmarks/dvae/reference.py STEPS LR BETA [K] [LNB_FLOOR]
+
+It prints the loss every 100 steps, then held-out PSNR and code usage of argmax reconstructions, and writes a grid
+of originals over reconstructions to /tmp/torch_rec_<args>.png. LNB_FLOOR clamps ln b from below (an experiment,
+not the paper). Needs PyTorch and Pillow (Debian: python3-torch, python3-pil).
+"""
+import glob, math, os, sys, time
+import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+from PIL import Image
+torch.manual_seed(0); torch.set_num_threads(int(os.environ.get("NT", "2")))
+def load(d):
+    fs = sorted(glob.glob(d + '/*.png'))
+    return torch.tensor(np.stack([np.array(Image.open(f).convert('RGB')) for f in fs])).permute(0, 3, 1, 2).float() / 255
+train, test = load(os.environ.get('TRAIN', '/tmp/shp-train')), load(os.environ.get('TEST', '/tmp/shp-test'))
+EPS = 0.1
+mapx = lambda x: (1 - 2 * EPS) * x + EPS
+class Conv(nn.Module):
+    def __init__(s, a, b, k):
+        super().__init__(); s.w = nn.Parameter(torch.randn(b, a, k, k) / math.sqrt(a * k * k)); s.b = nn.Parameter(torch.zeros(b)); s.k = k
+    def forward(s, x): return F.conv2d(x, s.w, s.b, padding=(s.k - 1) // 2)
+class Block(nn.Module):
+    def __init__(s, a, b, ks, L):
+        super().__init__(); h = b // 4; ws = [a, h, h, h, b]
+        s.id = Conv(a, b, 1) if a != b else None; s.res = nn.ModuleList([Conv(ws[i], ws[i + 1], ks[i]) for i in range(4)]); s.g = 1 / L ** 2
+    def forward(s, x):
+        r = x
+        for c in s.res: r = c(F.relu(r))
+        return (s.id(x) if s.id else x) + s.g * r
+G, NH, NI = 2, 32, 64
+K = int(sys.argv[4]) if len(sys.argv) > 4 else 512
+FLOOR = float(sys.argv[5]) if len(sys.argv) > 5 else None
+enc = nn.ModuleList([Conv(3, NH, 7), Block(NH, NH, [3, 3, 3, 1], G), Block(NH, 2 * NH, [3, 3, 3, 1], G), Conv(2 * NH, K, 1)])
+dec = nn.ModuleList([Conv(K, NI, 1), Block(NI, 2 * NH, [1, 3, 3, 3], G), Block(2 * NH, NH, [1, 3, 3, 3], G), Conv(NH, 6, 1)])
+def encode(x):
+    h = enc[0](x); h = enc[1](h); h = F.max_pool2d(h, 2); h = enc[2](h); return enc[3](F.relu(h))
+def decode(y):
+    h = dec[0](y); h = dec[1](h); h = F.interpolate(h, scale_factor=2, mode='nearest'); h = dec[2](h); return dec[3](F.relu(h))
+cos = lambda a, b, n, t: b + (a - b) * (1 + math.cos(math.pi * min(t, n) / n)) / 2
+STEPS, LR, BETA = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+params = list(enc.parameters()) + list(dec.parameters())
+opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4)
+t0 = time.time()
+for step in range(STEPS):
+    for g in opt.param_groups: g['lr'] = cos(LR, LR / 80, STEPS, step)
+    beta = cos(0, BETA, STEPS // 10, step); tau = cos(1, 1 / 16, STEPS, step)
+    idx = torch.randint(0, len(train), (32,)); x = mapx(train[idx])
+    l = encode(x); y = F.gumbel_softmax(l, tau=tau, hard=False, dim=1)
+    out = decode(y); mu, lnb = out[:, :3], out[:, 3:]
+    if FLOOR is not None: lnb = lnb.clamp(min=FLOOR)
+    nll = ((torch.logit(x) - mu).abs() * torch.exp(-lnb) + lnb + math.log(2) + torch.log(x * (1 - x))).sum()
+    logp = F.log_softmax(l, dim=1); kl = (logp.exp() * (logp + math.log(K))).sum()
+    loss = (nll + beta * kl) / x.numel()
+    opt.zero_grad(); loss.backward(); opt.step()
+    if (step + 1) % 100 == 0: print(step + 1, round(loss.item(), 4), round(nll.item() / x.numel(), 4), round(kl.item() / x.numel(), 4), f'{time.time() - t0:.0f}s', flush=True)
+with torch.no_grad():
+    x = mapx(test); codes = encode(x).argmax(1); y = F.one_hot(codes, K).permute(0, 3, 1, 2).float()
+    rec = ((torch.sigmoid(decode(y)[:, :3]) - EPS) / (1 - 2 * EPS)).clamp(0, 1)
+    mse = ((torch.round(rec * 255) - torch.round(test * 255)) ** 2).mean()
+    h = torch.bincount(codes.flatten(), minlength=K).float(); p = h[h > 0] / h.sum()
+    print('PSNR', (10 * torch.log10(255 ** 2 / mse)).item(), 'perplexity', torch.exp(-(p * p.log()).sum()).item(), 'used', int((h > 0).sum()))
+    Image.fromarray((torch.cat([test[:16], rec[:16]], 2).permute(2, 0, 3, 1).reshape(64, 16 * 32, 3) * 255).byte().numpy()).save('/tmp/torch_rec_%s.png' % '_'.join(sys.argv[1:]))
