@@ -5,11 +5,13 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
+import { shapesExamples } from '../lib/data/shapes/index.js';
 import type { Batch } from '../lib/data/types.js';
 import { Arena } from '../lib/engine.js';
 import { DalleError } from '../lib/errors.js';
 import { readSafetensors } from '../lib/formats/safetensors.js';
 import type { DvaeConfig } from '../lib/models/dvae/config.js';
+import { evaluateDvae } from '../lib/models/dvae/evaluate.js';
 import { loadDvae, loadOpenAIDvae, transposeConvWeight } from '../lib/models/dvae/io.js';
 import { Dvae, dvaeParamSpecs } from '../lib/models/dvae/model.js';
 import { codeUsage, psnr } from '../lib/models/dvae/metrics.js';
@@ -247,4 +249,22 @@ test('PSNR and code usage', (t) => {
   const u = codeUsage([0, 1, 2, 3, 0, 1, 2, 3], 16);
   t.true(Math.abs(u.perplexity - 4) < 1e-12);
   t.is(u.used, 4);
+});
+
+test('evaluateDvae: PSNR and code usage of argmax reconstructions, and the detector verdict per capability', async (t) => {
+  using model = Dvae.create({ imageSize: 32, nHid: 8, groupCount: 2, blocksPerGroup: 1, vocabSize: 16, nInit: 8 }, { seed: 3 });
+  const scenes = [...shapesExamples({ kind: 'shapes', size: 32, count: 5, split: 'test', seed: 2 })];
+  const packed = new Uint8Array(5 * 32 * 32 * 3);
+  scenes.forEach((e, i) => packed.set(e.image.data, i * 32 * 32 * 3));
+  const seen: string[] = [];
+  const result = await evaluateDvae(model, scenes, { batchSize: 2, shapes: true, onReconstruction: (e) => seen.push(e.key) });
+  t.is(result.images, 5);
+  t.deepEqual(seen, scenes.map((e) => e.key));
+  t.is(result.psnr, psnr(packed, await model.reconstruct(packed)));
+  t.deepEqual(result.usage, codeUsage(await model.encode(packed), 16));
+  const det = Object.values(result.detector!);
+  t.is(det.reduce((n, d) => n + d.total, 0), 5);
+  t.is(result.detectorAgreement, det.reduce((n, d) => n + d.agree, 0) / 5);
+  await t.throwsAsync(evaluateDvae(model, []), { instanceOf: DalleError, message: /no examples/ });
+  await t.throwsAsync(evaluateDvae(model, [{ ...scenes[0]!, image: { width: 8, height: 8, data: new Uint8Array(192) } }]), { instanceOf: DalleError, message: /8x8/ });
 });

@@ -4,7 +4,7 @@ import { DalleError } from '../lib/errors.js';
 import { decoderPlan, encoderPlan, type DvaeConfig } from '../lib/models/dvae/config.js';
 import { Dvae, dvaeParamSpecs } from '../lib/models/dvae/model.js';
 import { blockForward } from '../lib/models/dvae/network.js';
-import { mapPixels } from '../lib/models/dvae/pixels.js';
+import { decoderOutputToPixels, mapPixels } from '../lib/models/dvae/pixels.js';
 import { syncRunner } from '../lib/nn/runner.js';
 import { Tensor } from '../lib/tensor.js';
 import { assertClose, randomArray, rng } from './helpers/gradcheck.js';
@@ -96,6 +96,12 @@ test('encode gives argmax codes; decode and reconstruct give images; bad input i
   t.deepEqual(await model.encode(images), codes);
   const out = await model.decode(codes);
   t.is(out.length, images.length);
+  // decode looks rows up instead of running the input conv over one-hot codes: both must give the same pixels.
+  const onehot = new Float32Array(codes.length * 16);
+  codes.forEach((c, i) => (onehot[i * 16 + c] = 1));
+  using y = Tensor.from(onehot, [3, 4, 4, 16]);
+  using soft = await model.decodeSoft(y);
+  t.deepEqual(decoderOutputToPixels(soft.toFloat32Array()), out);
   t.deepEqual(await model.reconstruct(images), out);
 
   const err = (p: Promise<unknown>): Promise<DalleError> => t.throwsAsync(p, { instanceOf: DalleError }) as Promise<DalleError>;

@@ -138,7 +138,7 @@ class BatchStream<B> {
   }
 
   async next(): Promise<B> {
-    for (let emptyEpochs = 0; emptyEpochs < 2; ) {
+    for (;;) {
       if (this.it === null) {
         this.it = this.data(this.epoch)[Symbol.asyncIterator]();
         // A resume re-reads the epoch up to where the checkpoint was taken (the loader is seeded, so it is the same data).
@@ -149,12 +149,13 @@ class BatchStream<B> {
         this.index++;
         return r.value;
       }
-      emptyEpochs = this.index === 0 ? emptyEpochs + 1 : 0;
+      if (this.index === 0) {
+        throw new DalleError('E_INVALID_ARGUMENT', 'trainer: the data yielded no batches (an empty dataset, or every example skipped)');
+      }
       this.it = null;
       this.epoch++;
       this.index = 0;
     }
-    throw new DalleError('E_INVALID_ARGUMENT', 'trainer: the data yielded no batches (an empty dataset, or every example skipped)');
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import { parseCaption } from '../../data/shapes/captions.js';
 import type { Example } from '../../data/types.js';
 import { DalleError } from '../../errors.js';
 import { asyncRunner, type OpRunner } from '../../nn/runner.js';
-import { codeUsage, type CodeUsage, psnr } from './metrics.js';
+import { type CodeUsage, psnrFromSquaredError, squaredError, usageFromCounts } from './metrics.js';
 import type { Dvae } from './model.js';
 
 export interface DvaeEvaluation {
@@ -31,9 +31,10 @@ export async function evaluateDvae(
   const per = s * s * 3;
   const batchSize = options.batchSize ?? 32;
   const run = options.run ?? asyncRunner;
-  const originals: Uint8Array[] = [];
-  const recons: Uint8Array[] = [];
-  const codes: Int32Array[] = [];
+  // Running totals, so evaluating a large set keeps no images.
+  let images = 0;
+  let se = 0;
+  const counts = new Float64Array(model.config.vocabSize);
   const detector: Record<string, { agree: number; total: number; fraction: number }> = {};
   let pending: Example[] = [];
   const flush = async (): Promise<void> => {
@@ -42,9 +43,9 @@ export async function evaluateDvae(
     pending.forEach((e, i) => packed.set(e.image.data, i * per));
     const c = await model.encode(packed, run);
     const r = await model.decode(c, run);
-    codes.push(c);
-    originals.push(packed);
-    recons.push(r);
+    for (const code of c) counts[code]!++;
+    se += squaredError(packed, r);
+    images += pending.length;
     pending.forEach((e, i) => {
       const recon = r.subarray(i * per, (i + 1) * per);
       options.onReconstruction?.(e, recon);
@@ -65,20 +66,8 @@ export async function evaluateDvae(
     if (pending.length === batchSize) await flush();
   }
   await flush();
-  const cat = (xs: Uint8Array[]): Uint8Array => {
-    const out = new Uint8Array(xs.reduce((n, x) => n + x.length, 0));
-    let o = 0;
-    for (const x of xs) out.set(x, (o += x.length) - x.length);
-    return out;
-  };
-  const allCodes = new Int32Array(codes.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of codes) allCodes.set(c, (o += c.length) - c.length);
-  const result: DvaeEvaluation = {
-    images: originals.reduce((n, x) => n + x.length / per, 0),
-    psnr: psnr(cat(originals), cat(recons)),
-    usage: codeUsage(allCodes, model.config.vocabSize),
-  };
+  if (images === 0) throw new DalleError('E_INVALID_ARGUMENT', 'evaluateDvae: no examples');
+  const result: DvaeEvaluation = { images, psnr: psnrFromSquaredError(se, images * per), usage: usageFromCounts(counts) };
   if (options.shapes) {
     let agree = 0;
     let total = 0;

@@ -61,8 +61,17 @@ export function inferConfig(shapes: ReadonlyMap<string, readonly number[]>, imag
   return checkConfig({ imageSize: imageSize ?? 32 * 2 ** (groupCount - 1), nHid, groupCount, blocksPerGroup, vocabSize, nInit });
 }
 
-/** A model from released-layout tensors (OIHW convs); every name and shape must match the config exactly. */
-function fromStateDict(config: DvaeConfig, get: (name: string) => { shape: readonly number[]; data: Float32Array } | undefined, source: string, names: Iterable<string>): Dvae {
+/**
+ * A model from named tensors; every name and shape must match the config exactly. Conv weights are OIHW in files
+ * with the released layout and HWIO (the arena's own) in training checkpoints.
+ */
+function fromTensors(
+  config: DvaeConfig,
+  get: (name: string) => { shape: readonly number[]; data: Float32Array } | undefined,
+  source: string,
+  names: Iterable<string>,
+  convLayout: 'oihw' | 'hwio',
+): Dvae {
   const model = Dvae.allocate(config);
   try {
     const expected = new Set<string>();
@@ -70,12 +79,13 @@ function fromStateDict(config: DvaeConfig, get: (name: string) => { shape: reado
       expected.add(spec.name);
       const t = get(spec.name);
       if (t === undefined) throw new DalleError('E_INVALID_ARGUMENT', `${source}: missing ${spec.name}`);
-      const want = spec.shape.length === 4 ? [spec.shape[3]!, spec.shape[2]!, spec.shape[0]!, spec.shape[1]!] : [...spec.shape];
+      const oihw = convLayout === 'oihw' && spec.shape.length === 4;
+      const want = oihw ? [spec.shape[3]!, spec.shape[2]!, spec.shape[0]!, spec.shape[1]!] : [...spec.shape];
       if (t.shape.join(',') !== want.join(',')) {
         throw new DalleError('E_INVALID_ARGUMENT', `${source}: ${spec.name} is [${t.shape}], expected [${want}] for config ${JSON.stringify(config)}`);
       }
       const [k, , cin, cout] = spec.shape as [number, number, number, number];
-      model.params.get(spec.name).write(spec.shape.length === 4 ? transposeConvWeight(t.data, k, cin, cout, true) : t.data);
+      model.params.get(spec.name).write(oihw ? transposeConvWeight(t.data, k, cin, cout, true) : t.data);
     }
     const extra = [...names].filter((n) => !expected.has(n));
     if (extra.length > 0) throw new DalleError('E_INVALID_ARGUMENT', `${source}: unexpected tensors ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`);
@@ -111,27 +121,7 @@ export function loadDvae(path: string, options: { imageSize?: number } = {}): Dv
   } else {
     config = inferConfig(new Map([...names].map(([n, t]) => [n, t.shape])), options.imageSize);
   }
-  if (prefix !== '') {
-    // Checkpoints keep the arena's own layout (HWIO); convert to the file layout fromStateDict expects.
-    return fromArenaLayout(config, names, path);
-  }
-  return fromStateDict(config, (n) => asF32(names.get(n), n, path), path, names.keys());
-}
-
-function fromArenaLayout(config: DvaeConfig, names: Map<string, SafeTensor>, path: string): Dvae {
-  const model = Dvae.allocate(config);
-  try {
-    for (const spec of dvaeParamSpecs(config)) {
-      const t = asF32(names.get(spec.name), spec.name, path);
-      if (t === undefined) throw new DalleError('E_INVALID_ARGUMENT', `${path}: missing ${spec.name}`);
-      if (t.shape.join(',') !== spec.shape.join(',')) throw new DalleError('E_INVALID_ARGUMENT', `${path}: ${spec.name} is [${t.shape}], expected [${spec.shape}]`);
-      model.params.get(spec.name).write(t.data);
-    }
-    return model;
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
+  return fromTensors(config, (n) => asF32(names.get(n), n, path), path, names.keys(), prefix === '' ? 'oihw' : 'hwio');
 }
 
 function asF32(t: SafeTensor | undefined, name: string, path: string): { shape: readonly number[]; data: Float32Array } | undefined {
@@ -155,5 +145,5 @@ export function loadOpenAIDvae(encoderPath: string, decoderPath: string, options
     for (const [name, t] of moduleParameters(root)) all.set(prefix + name, { shape: t.shape, data: toFloat32(t) });
   }
   const config = inferConfig(new Map([...all].map(([n, t]) => [n, t.shape])), options.imageSize);
-  return fromStateDict(config, (n) => all.get(n), `${encoderPath} + ${decoderPath}`, all.keys());
+  return fromTensors(config, (n) => all.get(n), `${encoderPath} + ${decoderPath}`, all.keys(), 'oihw');
 }

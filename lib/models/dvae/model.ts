@@ -9,7 +9,7 @@ import { asyncRunner, disposeAll, type OpRunner, run1 } from '../../nn/runner.js
 import { randomNormal } from '../../ops/random.js';
 import { Tensor } from '../../tensor.js';
 import { decoderPlan, type DvaeConfig, type DvaePreset, encoderPlan, gridSize, type NetPlan, planConvs, resolveConfig } from './config.js';
-import { disposeNetCache, netBackward, netForward, type TensorTable } from './network.js';
+import { disposeNetCache, netBackward, netForward, netForwardAfterInput, type TensorTable } from './network.js';
 import { decoderOutputToPixels, mapPixels } from './pixels.js';
 
 export interface DvaeLossOptions {
@@ -123,14 +123,20 @@ export class Dvae implements Disposable {
     if (codes.length === 0 || codes.length % cells !== 0) {
       throw new DalleError('E_INVALID_ARGUMENT', `codes must be [B, ${this.grid}, ${this.grid}]: a non-empty multiple of ${cells} ids, got ${codes.length}`);
     }
-    const onehot = new Float32Array(codes.length * K);
+    const ids = new Int32Array(codes.length);
     for (let i = 0; i < codes.length; i++) {
       const c = codes[i]!;
       if (!Number.isInteger(c) || c < 0 || c >= K) throw new DalleError('E_INVALID_ARGUMENT', `code ${i} is ${c}: outside [0, ${K})`);
-      onehot[i * K + c] = 1;
+      ids[i] = c;
     }
-    using y = Tensor.from(onehot, [codes.length / cells, this.grid, this.grid, K]);
-    using out = await this.decodeSoft(y, run);
+    // The input conv over one-hot codes is a lookup of rows of its [1, 1, K, nInit] weight, plus its bias.
+    const { input } = this.decoderPlan;
+    using table = this.params.get(`${input.name}.w`).reshape([K, input.cout]);
+    using idsT = Tensor.from(ids, [codes.length / cells, this.grid * this.grid], { dtype: 'i32' });
+    using rows = await run1(run, 'embedding_forward', [idsT, table]);
+    using rowsImg = rows.reshape([codes.length / cells, this.grid, this.grid, input.cout]);
+    const h = await run1(run, 'bias_add_forward', [rowsImg, this.params.get(`${input.name}.b`)]);
+    using out = await netForwardAfterInput(run, this.params, this.decoderPlan, h);
     return decoderOutputToPixels(out.toFloat32Array());
   }
 

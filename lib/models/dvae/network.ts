@@ -111,8 +111,20 @@ export async function blockBackward(run: OpRunner, p: TensorTable, g: TensorTabl
  * backward has run. Without, every intermediate is freed as soon as it is used. x stays the caller's either way.
  */
 export async function netForward(run: OpRunner, p: TensorTable, plan: NetPlan, x: Tensor, train: boolean): Promise<{ y: Tensor; cache?: NetCache }> {
+  return netBody(run, p, plan, await conv(run, p, plan.input, x), train, x);
+}
+
+/**
+ * Inference from the input conv's output onward: for callers that compute that layer more cheaply themselves (the
+ * decoder's 1×1 conv over one-hot codes is a row lookup). Consumes `h`.
+ */
+export async function netForwardAfterInput(run: OpRunner, p: TensorTable, plan: NetPlan, h: Tensor): Promise<Tensor> {
+  return (await netBody(run, p, plan, h, false, h)).y;
+}
+
+/** Everything after the input conv; consumes h, the input conv's output. */
+async function netBody(run: OpRunner, p: TensorTable, plan: NetPlan, h: Tensor, train: boolean, x: Tensor): Promise<{ y: Tensor; cache?: NetCache }> {
   const steps: StepCache[] = [];
-  let h = await conv(run, p, plan.input, x);
   try {
     for (const group of plan.groups) {
       for (const b of group.blocks) {
