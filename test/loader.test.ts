@@ -31,6 +31,12 @@ test('a missing binary gives one DalleLoadError that lists what was tried and ho
   t.regex(err.message, /DALLE_BINARY/);
 });
 
+test('a relative DALLE_BINARY is read from the working directory', (t) => {
+  const { out } = loadWith(join('no-such-build', 'dalle.node'));
+  const err = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { attempts: { path: string; reason: string }[] };
+  t.deepEqual(err.attempts, [{ path: join(process.cwd(), 'no-such-build', 'dalle.node'), reason: 'no such file' }]);
+});
+
 test('a file that is not a shared library is explained, not a crash', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dalle-loader-'));
   const bogus = join(dir, 'dalle.node');

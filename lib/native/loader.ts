@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { DalleError, DalleLoadError, type DalleErrorCode } from '../errors.js';
@@ -30,10 +30,11 @@ export function packageRoot(): string {
   }
 }
 
-/** Where a binary may be, in the order tried. DALLE_BINARY overrides everything. */
+/** Where a binary may be, in the order tried. DALLE_BINARY (relative to the working directory) overrides everything. */
 export function candidatePaths(root = packageRoot()): string[] {
   const fromEnv = process.env['DALLE_BINARY'];
-  if (fromEnv) return [fromEnv];
+  // resolve(): require() would read a bare relative path as a package name.
+  if (fromEnv) return [resolve(fromEnv)];
   return [
     join(root, 'build', 'Release', 'dalle.node'),
     join(root, 'build', 'Debug', 'dalle.node'),

@@ -1,5 +1,7 @@
 #include "registry.h"
 
+#include "fp_mode.h"
+
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -148,7 +150,10 @@ Status prepare_op(const OpDef& op, OpArgs& args) {
 
 Status execute_op(const OpDef& op, OpArgs& args) {
   Device device = args.in.empty() ? Device::kCPU : args.in[0].device;
-  if (device == Device::kCPU) return op.cpu(args);
+  if (device == Device::kCPU) {
+    FlushDenormals flush;
+    return op.cpu(args);
+  }
   if (!op.cuda)
     return make_status(StatusCode::kUnsupported, "%s has no CUDA kernel in this build",
                        op.name.c_str());

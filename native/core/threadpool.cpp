@@ -1,5 +1,7 @@
 #include "threadpool.h"
 
+#include "fp_mode.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -74,6 +76,7 @@ void ThreadPool::run_chunks() {
 
 void ThreadPool::worker_loop() {
   t_inside_pool = true;
+  FlushDenormals::enable_for_this_thread();
   uint64_t seen = 0;
   for (;;) {
     spin_until([&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; });
