@@ -24,6 +24,10 @@ struct PreparedCall {
   OpArgs args;
   std::vector<std::shared_ptr<dalle::Storage>> pinned;
   std::vector<std::shared_ptr<dalle::Storage>> out_storage;
+  // The caller passed the outputs and holds them; wrapping them again would hand JS new handles it
+  // ignores, each keeping its storage alive until a garbage collection, which a small JS heap
+  // may not run for gigabytes of native memory.
+  bool outputs_given = false;
 };
 
 const OpDef& FindOp(Napi::Env env, Napi::Value name) {
@@ -54,6 +58,7 @@ std::unique_ptr<PreparedCall> Prepare(const Napi::CallbackInfo& info) {
   if (!st.ok()) ThrowStatus(env, st);
 
   bool given = info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull();
+  call->outputs_given = given;
   if (given) {
     if (!info[3].IsArray() || info[3].As<Napi::Array>().Length() != call->args.out.size())
       throw MakeError(env, "E_INVALID_ARGUMENT",
@@ -87,7 +92,9 @@ std::unique_ptr<PreparedCall> Prepare(const Napi::CallbackInfo& info) {
   return call;
 }
 
-Napi::Array WrapOutputs(Napi::Env env, PreparedCall& call) {
+// New outputs as TensorHandles; undefined when the caller supplied them.
+Napi::Value WrapOutputs(Napi::Env env, PreparedCall& call) {
+  if (call.outputs_given) return env.Undefined();
   Napi::Array result = Napi::Array::New(env, call.args.out.size());
   for (size_t i = 0; i < call.args.out.size(); ++i)
     result.Set(static_cast<uint32_t>(i), TensorHandle::Wrap(env, call.out_storage[i], call.args.out[i]));

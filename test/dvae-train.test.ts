@@ -7,7 +7,7 @@ import test from 'ava';
 
 import { shapesExamples } from '../lib/data/shapes/index.js';
 import type { Batch } from '../lib/data/types.js';
-import { Arena } from '../lib/engine.js';
+import { Arena, liveBytes } from '../lib/engine.js';
 import { DalleError } from '../lib/errors.js';
 import { readSafetensors } from '../lib/formats/safetensors.js';
 import type { DvaeConfig } from '../lib/models/dvae/config.js';
@@ -16,7 +16,7 @@ import { loadDvae, loadOpenAIDvae, transposeConvWeight } from '../lib/models/dva
 import { Dvae, dvaeParamSpecs } from '../lib/models/dvae/model.js';
 import { codeUsage, psnr } from '../lib/models/dvae/metrics.js';
 import { DVAE_PAPER_SCHEDULES, trainDvae } from '../lib/models/dvae/train.js';
-import { syncRunner } from '../lib/nn/runner.js';
+import { asyncRunner, syncRunner } from '../lib/nn/runner.js';
 import { Tensor } from '../lib/tensor.js';
 import { cosineAt } from '../lib/train/schedule.js';
 import { type TrainProgress } from '../lib/train/trainer.js';
@@ -90,6 +90,19 @@ test('the loss equals a hand computation: logit-Laplace NLL + β·KL(noise-free)
   const want = await lossByHand(model, x, 2, options.beta, options.tau, options.seed, options.offset);
   t.true(Math.abs(got.loss - want) < 1e-4 * Math.max(1, Math.abs(want)), `loss ${got.loss} vs by hand ${want}`);
   t.true(Math.abs(got.nll + options.beta * got.kl - got.loss) < 1e-6);
+});
+
+test.serial('a training step frees every tensor it made, without waiting for a garbage collection', async (t) => {
+  using model = Dvae.create(TINY, { seed: 31 });
+  using xt = Tensor.from(randomArray(rng(3), 2 * 8 * 8 * 3, 0.1, 0.9), [2, 8, 8, 3]);
+  using grads = new Arena(dvaeParamSpecs(TINY));
+  const options = { beta: 1, tau: 0.5, seed: 1, offset: 0 };
+  for (const run of [syncRunner, asyncRunner]) {
+    await model.lossAndGrad(xt, grads, options, run);
+    const before = liveBytes();
+    for (let i = 0; i < 3; i++) await model.lossAndGrad(xt, grads, options, run);
+    t.is(liveBytes(), before, run === syncRunner ? 'sync' : 'async');
+  }
 });
 
 test('weight gradients match finite differences of the loss for every conv of both networks', async (t) => {

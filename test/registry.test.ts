@@ -1,6 +1,7 @@
 import test from 'ava';
 
-import { loadAddon, ops } from '../lib/index.js';
+import { Tensor, liveBytes, loadAddon, ops } from '../lib/index.js';
+import { runOp, runOpAsync } from '../lib/ops/run.js';
 
 // The ops issue 2 asks for, each with forward and backward. If one disappears or loses its
 // backward, this fails before any numeric test gets a chance to be skipped.
@@ -62,5 +63,21 @@ test('op info names every argument', (t) => {
     t.is(info.name, n);
     t.true(info.inputs.length > 0 && info.inputs.every((s) => s.length > 0), `${n} names its inputs`);
     for (const m of info.mutatedInputs) t.true(m >= 0 && m < info.inputs.length, `${n} mutates a real input`);
+  }
+});
+
+test.serial('an op given its outputs keeps no reference to them: disposing frees the memory at once', async (t) => {
+  using x = Tensor.from(new Float32Array(2 * 5 * 5 * 3).fill(0.5), [2, 5, 5, 3]);
+  using w = Tensor.from(new Float32Array(3 * 3 * 3 * 4).fill(0.1), [3, 3, 3, 4]);
+  using dy = Tensor.from(new Float32Array(2 * 5 * 5 * 4).fill(1), [2, 5, 5, 4]);
+  const before = liveBytes();
+  for (const sync of [true, false]) {
+    for (let i = 0; i < 3; i++) {
+      const outs = [Tensor.zeros(x.shape), Tensor.zeros(w.shape), Tensor.zeros([4])];
+      const got = sync ? runOp('conv2d_backward', [x, w, dy], undefined, outs) : await runOpAsync('conv2d_backward', [x, w, dy], undefined, outs);
+      t.true(got.every((g, k) => g === outs[k]), 'the given tensors come back');
+      for (const o of outs) o.dispose();
+    }
+    t.is(liveBytes(), before, sync ? 'sync' : 'async');
   }
 });

@@ -53,18 +53,11 @@ export interface NativeAddon {
     specs: ReadonlyArray<{ name: string; dtype: NativeDType; shape: readonly number[] }>,
     device: NativeDevice,
   ): NativeArena;
-  runOp(
-    name: string,
-    inputs: readonly NativeTensorHandle[],
-    attrs?: NativeAttrs,
-    outputs?: readonly NativeTensorHandle[],
-  ): NativeTensorHandle[];
-  runOpAsync(
-    name: string,
-    inputs: readonly NativeTensorHandle[],
-    attrs?: NativeAttrs,
-    outputs?: readonly NativeTensorHandle[],
-  ): Promise<NativeTensorHandle[]>;
+  /** New output handles; nothing when `outputs` are given (they are written in place). */
+  runOp(name: string, inputs: readonly NativeTensorHandle[], attrs?: NativeAttrs): NativeTensorHandle[];
+  runOp(name: string, inputs: readonly NativeTensorHandle[], attrs: NativeAttrs | undefined, outputs: readonly NativeTensorHandle[]): undefined;
+  runOpAsync(name: string, inputs: readonly NativeTensorHandle[], attrs?: NativeAttrs): Promise<NativeTensorHandle[]>;
+  runOpAsync(name: string, inputs: readonly NativeTensorHandle[], attrs: NativeAttrs | undefined, outputs: readonly NativeTensorHandle[]): Promise<undefined>;
   opNames(): string[];
   opInfo(name: string): NativeOpInfo;
   setCheckFinite(on: boolean): void;
