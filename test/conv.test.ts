@@ -207,6 +207,46 @@ test('conv2d: bad inputs throw typed errors', (t) => {
   nanBattery(t, 'conv2d_backward', ([x, w, dy]) => Object.values(ops.conv2dBackward(x!, w!, dy!)), bwd);
 });
 
+test('conv2d_backward_weights equals conv2d_backward\'s dw and db, bit for bit, at odd shapes', (t) => {
+  const rand = rng(21);
+  const shapes: ConvShape[] = [
+    { B: 1, H: 1, W: 1, Cin: 1, Cout: 1, K: 1 },
+    { B: 2, H: 5, W: 7, Cin: 3, Cout: 4, K: 1 },
+    { B: 3, H: 5, W: 3, Cin: 5, Cout: 7, K: 3 },
+    { B: 2, H: 9, W: 11, Cin: 3, Cout: 5, K: 7 },
+    { B: 1, H: 3, W: 2, Cin: 2, Cout: 3, K: 7 }, // kernel larger than the image
+    { B: 3, H: 33, W: 35, Cin: 3, Cout: 17, K: 7 }, // several im2col chunks (npix > 2048)
+  ];
+  for (const s of shapes) {
+    const { B, H, W, Cin, Cout, K } = s;
+    using x = Tensor.from(randomArray(rand, B * H * W * Cin), [B, H, W, Cin]);
+    using w = Tensor.from(randomArray(rand, K * K * Cin * Cout), [K, K, Cin, Cout]);
+    using dy = Tensor.from(randomArray(rand, B * H * W * Cout), [B, H, W, Cout]);
+    const full = ops.conv2dBackward(x, w, dy);
+    const g = ops.conv2dBackwardWeights(x, w, dy);
+    const what = `B${B} H${H} W${W} Cin${Cin} Cout${Cout} K${K}`;
+    t.deepEqual(g.dw.shape, [K, K, Cin, Cout], what);
+    t.deepEqual(g.db.shape, [Cout], what);
+    t.deepEqual(g.dw.toFloat32Array(), full.dw.toFloat32Array(), `dw ${what}`);
+    t.deepEqual(g.db.toFloat32Array(), full.db.toFloat32Array(), `db ${what}`);
+    g.dw.dispose();
+    g.db.dispose();
+    full.dx.dispose();
+    full.dw.dispose();
+    full.db.dispose();
+  }
+});
+
+test('conv2d_backward_weights: bad inputs throw typed errors', (t) => {
+  const rand = rng(22);
+  const mk = (shape: number[]) => Tensor.from(randomArray(rand, shape.reduce((a, v) => a * v, 1)), shape);
+  const bwd = () => [mk([2, 5, 7, 3]), mk([3, 3, 3, 4]), mk([2, 5, 7, 4])];
+  const bwdWrong = (i: number) => [[2, 5, 7, 2], [5, 5, 3, 4], [2, 5, 6, 4]][i]!;
+  const call = ([x, w, dy]: Tensor[]) => Object.values(ops.conv2dBackwardWeights(x!, w!, dy!));
+  badInputBattery(t, 'conv2d_backward_weights', call, bwd, { wrongShape: bwdWrong });
+  nanBattery(t, 'conv2d_backward_weights', call, bwd);
+});
+
 // ---- max-pool and upsample ------------------------------------------------------------------
 
 function maxPoolRef(x: Float32Array, B: number, H: number, W: number, C: number): Float32Array {

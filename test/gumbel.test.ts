@@ -1,6 +1,6 @@
 import test from 'ava';
 
-import { Tensor, ops } from '../lib/index.js';
+import { Tensor, ops, setSimdLevel, type SimdLevel } from '../lib/index.js';
 import { assertClose, assertDalleError, badInputBattery, gradcheck, nanBattery, randomArray, rng } from './helpers/gradcheck.js';
 import { philoxWords, unitOpen } from './helpers/philox.js';
 
@@ -189,4 +189,127 @@ test('gumbel and kl: bad inputs and attributes throw typed errors', (t) => {
   assertDalleError(t, () => ops.gumbelSoftmax(x, { ...opts, offset: -4 }), 'E_INVALID_ARGUMENT', 'offset -4');
   assertDalleError(t, () => ops.runOp('gumbel_softmax_forward', [x], { tau: 1, seed: 1 }), 'E_INVALID_ARGUMENT', 'no offset');
   assertDalleError(t, () => ops.runOp('gumbel_softmax_backward', [x, x]), 'E_INVALID_ARGUMENT', 'no tau');
+});
+
+// ---- every SIMD level: the vectorised exp/log (native/kernels/fastmath.h) against doubles -----
+
+/** Runs fn with the SIMD level forced; false when the CPU lacks it. */
+function withLevel(level: SimdLevel, fn: () => void): boolean {
+  try {
+    if (setSimdLevel(level) !== level) return false;
+    fn();
+    return true;
+  } finally {
+    setSimdLevel(null);
+  }
+}
+const levels = ['scalar', 'avx2-fma', 'avx512'] as const;
+
+/** Per row in double: p = softmax(logits), log p, and Σ p log p. */
+function softmaxRef(logits: Float32Array, N: number, K: number) {
+  const p = new Float64Array(N * K);
+  const logp = new Float64Array(N * K);
+  const negH = new Float64Array(N);
+  for (let n = 0; n < N; n++) {
+    let m = -Infinity;
+    for (let k = 0; k < K; k++) m = Math.max(m, logits[n * K + k]!);
+    let s = 0;
+    for (let k = 0; k < K; k++) s += Math.exp(logits[n * K + k]! - m);
+    const ls = Math.log(s);
+    for (let k = 0; k < K; k++) {
+      const i = n * K + k;
+      logp[i] = logits[i]! - m - ls;
+      p[i] = Math.exp(logp[i]!);
+      negH[n] = negH[n]! + p[i]! * logp[i]!;
+    }
+  }
+  return { p, logp, negH };
+}
+
+// Shapes: a row wider than the 1024-word noise block and not a multiple of the 16 sum lanes; the
+// dVAE's 512; narrow rows with only a tail.
+const wide: Array<[number, number]> = [
+  [9, 1500],
+  [6, 512],
+  [17, 37],
+  [4, 5],
+];
+
+test('gumbel_softmax forward and backward match double references at every SIMD level', (t) => {
+  const ran: string[] = [];
+  for (const level of levels) {
+    const did = withLevel(level, () => {
+      for (const [N, K] of wide)
+        for (const tau of [1, 1 / 16]) {
+          const logits = randomArray(rng(N * K), N * K, -4, 4);
+          using x = Tensor.from(logits, [N, K]);
+          const opts = { tau, seed: 77, offset: 3 + K }; // not a multiple of 4: blocks start mid-Philox-block
+          using y = ops.gumbelSoftmax(x, opts);
+          const want = gumbelRef(logits, N, K, tau, opts.seed, opts.offset);
+          const what = `${level} [${N}, ${K}] tau ${tau}`;
+          // (z - max)/tau in f32 is good to half an ulp of z, times 1/tau: as the scalar libm version was.
+          assertClose(t, y.toFloat32Array(), want, { what: `gumbel ${what}`, atol: 1e-9, rtol: tau === 1 ? 4e-6 : 4e-5 });
+          const dyData = randomArray(rng(N + K), N * K);
+          using dy = Tensor.from(dyData, [N, K]);
+          using dl = ops.gumbelSoftmaxBackward(y, dy, tau);
+          const yv = y.toFloat32Array();
+          const dlWant = new Float64Array(N * K);
+          for (let n = 0; n < N; n++) {
+            let dot = 0;
+            for (let k = 0; k < K; k++) dot += yv[n * K + k]! * dyData[n * K + k]!;
+            for (let k = 0; k < K; k++) dlWant[n * K + k] = (yv[n * K + k]! * (dyData[n * K + k]! - dot)) / tau;
+          }
+          assertClose(t, dl.toFloat32Array(), dlWant, { what: `gumbel backward ${what}`, atol: 1e-7 / tau, rtol: 1e-5 });
+        }
+    });
+    if (did) ran.push(level);
+  }
+  t.true(ran.includes('scalar'), `ran at ${ran.join(', ')}`);
+});
+
+test('kl_uniform forward and backward match double references at every SIMD level, wide logit ranges', (t) => {
+  const ran: string[] = [];
+  for (const level of levels) {
+    const did = withLevel(level, () => {
+      for (const [N, K] of wide)
+        for (const spread of [1, 8, 80]) {
+          const logits = randomArray(rng(N * K + spread), N * K, -spread, spread);
+          using x = Tensor.from(logits, [N, K]);
+          const what = `${level} [${N}, ${K}] logits in ±${spread}`;
+          using kl = ops.klUniform(x);
+          const want = klRef(logits, N, K);
+          assertClose(t, kl.toFloat32Array(), [want], { what: `kl ${what}`, atol: 1e-5, rtol: 2e-6 });
+          using g = Tensor.from([-1.5], [1]);
+          using dl = ops.klUniformBackward(x, g);
+          const { p, logp, negH } = softmaxRef(logits, N, K);
+          const got = dl.toFloat32Array();
+          let worst = 0;
+          for (let i = 0; i < N * K; i++) {
+            const n = Math.floor(i / K);
+            const ref = -1.5 * p[i]! * (logp[i]! - negH[n]!);
+            // The f32 exp is good to 2 ulp; log p - Σ p log p then loses what cancels.
+            const tol = 1e-6 * p[i]! * (Math.abs(logp[i]!) + Math.abs(negH[n]!) + 1) + 1e-30;
+            worst = Math.max(worst, Math.abs(got[i]! - ref) / tol);
+          }
+          t.true(worst <= 1, `kl backward ${what}: worst error ${worst} of tolerance`);
+        }
+    });
+    if (did) ran.push(level);
+  }
+  t.true(ran.includes('scalar'), `ran at ${ran.join(', ')}`);
+});
+
+test('gumbel_softmax agrees across SIMD levels', (t) => {
+  // Not bitwise (FMA contraction in the AVX builds), but every level within 2 ulp-ish of scalar.
+  const [N, K] = [8, 700];
+  const logits = randomArray(rng(5), N * K, -6, 6);
+  const outs: Float32Array[] = [];
+  for (const level of levels)
+    withLevel(level, () => {
+      using x = Tensor.from(logits, [N, K]);
+      using y = ops.gumbelSoftmax(x, { tau: 0.5, seed: 4, offset: 1 });
+      outs.push(y.toFloat32Array());
+    });
+  for (const o of outs.slice(1)) assertClose(t, o, outs[0]!, { what: 'level vs scalar', atol: 1e-10, rtol: 2e-6 });
+  t.true(outs.length >= 1);
 });

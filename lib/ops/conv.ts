@@ -27,6 +27,21 @@ export function conv2dBackward(x: Tensor, w: Tensor, dy: Tensor): Conv2dGrads {
   return { dx: dx!, dw: dw!, db: db! };
 }
 
+/** Gradients of conv2d with respect to its parameters only: dw [K, K, Cin, Cout], db [Cout]. */
+export interface Conv2dWeightGrads {
+  dw: Tensor;
+  db: Tensor;
+}
+
+/**
+ * conv2dBackward without dx, for a layer whose input needs no gradient (a network's first conv,
+ * over the images): the same dw and db, without the cost of the input gradient.
+ */
+export function conv2dBackwardWeights(x: Tensor, w: Tensor, dy: Tensor): Conv2dWeightGrads {
+  const [dw, db] = runOp('conv2d_backward_weights', [x, w, dy]);
+  return { dw: dw!, db: db! };
+}
+
 /** 2x2 max-pool, stride 2: x [B, H, W, C] with H and W even -> y [B, H/2, W/2, C]. */
 export function maxPool2x2(x: Tensor): Tensor {
   return runOp1('maxpool2x2_forward', [x]);

@@ -207,9 +207,10 @@ export async function netBackward(run: OpRunner, p: TensorTable, grads: TensorTa
       d.dispose();
       d = next;
     }
-    const dx = await convBackward(run, p, grads, plan.input, cache.input, d);
-    if (wantDx) return dx;
-    dx.dispose();
+    if (wantDx) return await convBackward(run, p, grads, plan.input, cache.input, d);
+    // The input (the images) needs no gradient: only the first conv's weights and bias.
+    const c = plan.input;
+    await run('conv2d_backward_weights', [cache.input, p.get(`${c.name}.w`), d], undefined, [grads.get(`${c.name}.w`), grads.get(`${c.name}.b`)]);
     return null;
   } finally {
     d.dispose();

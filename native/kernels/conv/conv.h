@@ -22,6 +22,16 @@ void conv2d_forward_cpu(float* out, const float* inp, const float* weight, const
                         float* scratch, int64_t B, int64_t H, int64_t W, int64_t Cin, int64_t Cout,
                         int64_t K);
 
+// Floats of scratch conv2d_backward_weights_cpu needs.
+int64_t conv2d_backward_weights_scratch_floats(int64_t B, int64_t H, int64_t W, int64_t Cin,
+                                               int64_t K);
+
+// The parameter half of conv2d_backward_cpu: dweight [K,K,Cin,Cout] and dbias [Cout] (overwritten)
+// from inp [B,H,W,Cin] and dout [B,H,W,Cout]. conv2d_backward_cpu calls it, then adds dinp.
+void conv2d_backward_weights_cpu(float* dweight, float* dbias, const float* inp, const float* dout,
+                                 float* scratch, int64_t B, int64_t H, int64_t W, int64_t Cin,
+                                 int64_t Cout, int64_t K);
+
 // Floats of scratch conv2d_backward_cpu needs.
 int64_t conv2d_backward_scratch_floats(int64_t B, int64_t H, int64_t W, int64_t Cin, int64_t Cout,
                                        int64_t K);

@@ -91,9 +91,14 @@ int64_t conv2d_backward_scratch_floats(int64_t B, int64_t H, int64_t W, int64_t 
                                        conv2d_forward_scratch_floats(B, H, W, Cout, K));
 }
 
-void conv2d_backward_cpu(float* dinp, float* dweight, float* dbias, const float* inp,
-                         const float* weight, const float* dout, float* scratch, int64_t B,
-                         int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t K) {
+int64_t conv2d_backward_weights_scratch_floats(int64_t B, int64_t H, int64_t W, int64_t Cin,
+                                               int64_t K) {
+  return conv2d_forward_scratch_floats(B, H, W, Cin, K);  // im2col of inp
+}
+
+void conv2d_backward_weights_cpu(float* dweight, float* dbias, const float* inp, const float* dout,
+                                 float* scratch, int64_t B, int64_t H, int64_t W, int64_t Cin,
+                                 int64_t Cout, int64_t K) {
   const int64_t npix = B * H * W;
 
   // dbias: column sums of dout [npix, Cout], in double since npix can be ~10^5 and more.
@@ -111,8 +116,7 @@ void conv2d_backward_cpu(float* dinp, float* dweight, float* dbias, const float*
   });
 
   // dweight [K*K*Cin, Cout] = im2col(inp)^T · dout, summed over the chunks.
-  float* wflip = scratch;
-  float* col = scratch + K * K * Cin * Cout;
+  float* col = scratch;
   if (K == 1) {
     sgemm(true, false, Cin, Cout, npix, 1.0f, inp, Cin, dout, Cout, 0.0f, dweight, Cout);
   } else {
@@ -125,6 +129,14 @@ void conv2d_backward_cpu(float* dinp, float* dweight, float* dbias, const float*
             p0 == 0 ? 0.0f : 1.0f, dweight, Cout);
     }
   }
+}
+
+void conv2d_backward_cpu(float* dinp, float* dweight, float* dbias, const float* inp,
+                         const float* weight, const float* dout, float* scratch, int64_t B,
+                         int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t K) {
+  float* wflip = scratch;
+  float* col = scratch + K * K * Cin * Cout;
+  conv2d_backward_weights_cpu(dweight, dbias, inp, dout, col, B, H, W, Cin, Cout, K);
 
   // dinp is dout convolved with the weight flipped in space and transposed in channels:
   // dinp[h,w,ci] = Σ dout[h+kh-P, w+kw-P, co] · weight[K-1-kh, K-1-kw, ci, co]. Gathering this
@@ -204,29 +216,51 @@ Status infer_conv2d_backward(OpArgs& a) {
   return Status::Ok();
 }
 
-Status conv2d_fwd(OpArgs& a) {
+// conv2d_backward_weights: conv2d_backward without dx, for a layer whose input needs no gradient
+// (the first layer, over the images).
+Status infer_conv2d_backward_weights(OpArgs& a) {
+  DALLE_RETURN_IF_ERROR(infer_conv2d_backward(a));
+  a.out.erase(a.out.begin());
+  return Status::Ok();
+}
+
+// x [B,H,W,Cin] and w [K,K,Cin,Cout], as the kernels take them.
+struct ConvDims {
+  int64_t B, H, W, Cin, K, Cout;
+};
+ConvDims conv_dims(const OpArgs& a) {
   const TensorView& x = a.in[0];
   const TensorView& w = a.in[1];
-  const int64_t B = x.shape[0], H = x.shape[1], W = x.shape[2], Cin = x.shape[3];
-  const int64_t K = w.shape[0], Cout = w.shape[3];
+  return {x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[3]};
+}
+
+Status conv2d_fwd(OpArgs& a) {
+  const auto [B, H, W, Cin, K, Cout] = conv_dims(a);
   Scratch scratch;
   DALLE_RETURN_IF_ERROR(
       alloc_scratch(a.op, conv2d_forward_scratch_floats(B, H, W, Cin, K), &scratch));
-  conv2d_forward_cpu(a.out[0].f32(), x.f32(), w.f32(), a.in[2].f32(), scratch.get(), B, H, W, Cin,
-                     Cout, K);
+  conv2d_forward_cpu(a.out[0].f32(), a.in[0].f32(), a.in[1].f32(), a.in[2].f32(), scratch.get(), B, H,
+                     W, Cin, Cout, K);
   return Status::Ok();
 }
 
 Status conv2d_bwd(OpArgs& a) {
-  const TensorView& x = a.in[0];
-  const TensorView& w = a.in[1];
-  const int64_t B = x.shape[0], H = x.shape[1], W = x.shape[2], Cin = x.shape[3];
-  const int64_t K = w.shape[0], Cout = w.shape[3];
+  const auto [B, H, W, Cin, K, Cout] = conv_dims(a);
   Scratch scratch;
   DALLE_RETURN_IF_ERROR(
       alloc_scratch(a.op, conv2d_backward_scratch_floats(B, H, W, Cin, Cout, K), &scratch));
-  conv2d_backward_cpu(a.out[0].f32(), a.out[1].f32(), a.out[2].f32(), x.f32(), w.f32(),
+  conv2d_backward_cpu(a.out[0].f32(), a.out[1].f32(), a.out[2].f32(), a.in[0].f32(), a.in[1].f32(),
                       a.in[2].f32(), scratch.get(), B, H, W, Cin, Cout, K);
+  return Status::Ok();
+}
+
+Status conv2d_bwd_weights(OpArgs& a) {
+  const auto [B, H, W, Cin, K, Cout] = conv_dims(a);
+  Scratch scratch;
+  DALLE_RETURN_IF_ERROR(
+      alloc_scratch(a.op, conv2d_backward_weights_scratch_floats(B, H, W, Cin, K), &scratch));
+  conv2d_backward_weights_cpu(a.out[0].f32(), a.out[1].f32(), a.in[0].f32(), a.in[2].f32(),
+                              scratch.get(), B, H, W, Cin, Cout, K);
   return Status::Ok();
 }
 
@@ -236,5 +270,9 @@ DALLE_REGISTER_OP(conv2d_forward, {"conv2d_forward", {"x", "w", "b"}, {"y"}, {},
                                    infer_conv2d_forward, conv2d_fwd});
 DALLE_REGISTER_OP(conv2d_backward, {"conv2d_backward", {"x", "w", "dy"}, {"dx", "dw", "db"}, {},
                                     infer_conv2d_backward, conv2d_bwd});
+
+DALLE_REGISTER_OP(conv2d_backward_weights,
+                  {"conv2d_backward_weights", {"x", "w", "dy"}, {"dw", "db"}, {},
+                   infer_conv2d_backward_weights, conv2d_bwd_weights});
 
 }  // namespace dalle

@@ -6,6 +6,7 @@
 
 #include "../common.h"
 #include "../random/random.h"
+#include "gumbel_rows.h"
 
 namespace dalle {
 
@@ -14,48 +15,31 @@ namespace {
 // Rows per parallel chunk: about kElementwiseGrain floats.
 int64_t row_grain(int64_t K) { return std::max<int64_t>(1, kElementwiseGrain / K); }
 
-// Softmax statistics of one row in double: max m, S = Σ e^(x-m), T = Σ e^(x-m)·(x-m); then
-// log p_k = x_k - m - log S and Σ p log p = T/S - log S.
-struct RowStats {
-  float max;
-  double sum, tsum;
-};
-RowStats row_stats(const float* x, int64_t K) {
-  float m = x[0];
-  for (int64_t k = 1; k < K; ++k) m = std::max(m, x[k]);
-  double s = 0.0, t = 0.0;
-  for (int64_t k = 0; k < K; ++k) {
-    double d = static_cast<double>(x[k]) - m;
-    double e = std::exp(d);
-    s += e;
-    t += e * d;
-  }
-  return {m, s, t};
-}
-
 }  // namespace
+
+// Every op works row by row through the kernels of gumbel_rows.h (vectorised exp and log, sums in
+// double), so a row's result does not depend on the thread count.
 
 void gumbel_softmax_forward_cpu(float* y, const float* logits, int64_t N, int64_t K, float tau,
                                 uint64_t seed, uint64_t offset) {
   const float inv_tau = 1.0f / tau;
+  const GumbelRowKernels& rk = gumbel_row_kernels();
   parallel_for(N, row_grain(K), [&](int64_t b, int64_t e) {
+    // A block of Philox words first (element k of row n reads stream word offset + n·K + k, word
+    // w being word w % 4 of Philox block w / 4), then the vector loops over it.
+    constexpr int64_t kBlock = 1024;
+    uint32_t words[kBlock + 8];
     for (int64_t n = b; n < e; ++n) {
-      const float* l = logits + n * K;
-      float* yr = y + n * K;
-      philox_words(seed, offset, n * K, (n + 1) * K, [&](int64_t i, uint32_t w) {
-        int64_t k = i - n * K;
-        yr[k] = l[k] - std::log(-std::log(u32_to_unit_open(w)));
-      });
-      float m = yr[0];
-      for (int64_t k = 1; k < K; ++k) m = std::max(m, yr[k]);
-      // Subtract the max before dividing by tau: (z - m)/tau <= 0 cannot overflow for any tau > 0.
-      double s = 0.0;
-      for (int64_t k = 0; k < K; ++k) {
-        yr[k] = std::exp((yr[k] - m) * inv_tau);
-        s += yr[k];
+      const int64_t row = n * K;
+      for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+        const int64_t len = std::min(kBlock, K - k0);
+        const int64_t first = row + k0;
+        const uint64_t word = offset + static_cast<uint64_t>(first);
+        const int64_t skip = static_cast<int64_t>(word & 3);
+        rk.philox_blocks(words, seed, word >> 2, (skip + len + 3) / 4);
+        rk.gumbel_perturb(y + first, logits + first, words + skip, len);
       }
-      const float inv_s = static_cast<float>(1.0 / s);
-      for (int64_t k = 0; k < K; ++k) yr[k] *= inv_s;
+      rk.softmax_scaled(y + row, K, inv_tau);
     }
   });
 }
@@ -63,26 +47,26 @@ void gumbel_softmax_forward_cpu(float* y, const float* logits, int64_t N, int64_
 void gumbel_softmax_backward_cpu(float* dlogits, const float* y, const float* dy, int64_t N, int64_t K,
                                  float tau) {
   const float inv_tau = 1.0f / tau;
+  const GumbelRowKernels& rk = gumbel_row_kernels();
   parallel_for(N, row_grain(K), [&](int64_t b, int64_t e) {
-    for (int64_t n = b; n < e; ++n) {
-      const float* yr = y + n * K;
-      const float* dyr = dy + n * K;
-      double dot = 0.0;
-      for (int64_t k = 0; k < K; ++k) dot += static_cast<double>(yr[k]) * dyr[k];
-      const float d = static_cast<float>(dot);
-      for (int64_t k = 0; k < K; ++k) dlogits[n * K + k] = inv_tau * yr[k] * (dyr[k] - d);
-    }
+    for (int64_t n = b; n < e; ++n) rk.gumbel_backward(dlogits + n * K, y + n * K, dy + n * K, K, inv_tau);
   });
 }
+
+// With m the row max, S = Σ e^(x-m) and T = Σ e^(x-m)·(x-m): log p_k = x_k - m - log S and
+// Σ p log p = T/S - log S.
 
 void kl_uniform_forward_cpu(float* kl, const float* logits, int64_t N, int64_t K) {
   // Per-row terms summed serially afterwards, so the result does not depend on the thread count.
   std::vector<double> rows(static_cast<size_t>(N));
   const double log_k = std::log(static_cast<double>(K));
+  const GumbelRowKernels& rk = gumbel_row_kernels();
   parallel_for(N, row_grain(K), [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; ++n) {
-      RowStats st = row_stats(logits + n * K, K);
-      rows[n] = st.tsum / st.sum - std::log(st.sum) + log_k;
+      float m = 0.0f;
+      double s = 0.0, t = 0.0;
+      rk.softmax_stats(nullptr, logits + n * K, K, &m, &s, &t);
+      rows[n] = t / s - std::log(s) + log_k;
     }
   });
   double total = 0.0;
@@ -91,17 +75,20 @@ void kl_uniform_forward_cpu(float* kl, const float* logits, int64_t N, int64_t K
 }
 
 void kl_uniform_backward_cpu(float* dlogits, const float* logits, const float* dkl, int64_t N, int64_t K) {
+  // dlogits = g · p · (log p - Σ p log p), p = e/S, log p = x - m - log S: the row's e^(x-m) go
+  // straight into dlogits, then dl = (g/S) · e · (x - (m + log S + Σ p log p)).
   const double g = dkl[0];
+  const GumbelRowKernels& rk = gumbel_row_kernels();
   parallel_for(N, row_grain(K), [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; ++n) {
       const float* l = logits + n * K;
-      RowStats st = row_stats(l, K);
-      const double log_s = std::log(st.sum);
-      const double neg_entropy = st.tsum / st.sum - log_s;
-      for (int64_t k = 0; k < K; ++k) {
-        double log_p = static_cast<double>(l[k]) - st.max - log_s;
-        dlogits[n * K + k] = static_cast<float>(g * std::exp(log_p) * (log_p - neg_entropy));
-      }
+      float* dl = dlogits + n * K;
+      float m = 0.0f;
+      double s = 0.0, t = 0.0;
+      rk.softmax_stats(dl, l, K, &m, &s, &t);
+      const double log_s = std::log(s);
+      const double neg_entropy = t / s - log_s;
+      rk.scaled_shift_product(dl, l, K, g / s, static_cast<double>(m) + log_s + neg_entropy);
     }
   });
 }
