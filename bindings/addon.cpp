@@ -7,6 +7,7 @@
 
 #include "../native/core/arena.h"
 #include "../native/core/backend.h"
+#include "../native/core/cpu_cache.h"
 #include "../native/core/storage.h"
 #include "../native/core/threadpool.h"
 #include "addon_data.h"
@@ -99,6 +100,14 @@ Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(dalle::live_bytes(d)));
 }
 
+// CPU memory kept for reuse after tensors were freed; releaseCachedMemory() gives it back.
+Napi::Value CachedBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(dalle::cpu_cache_bytes()));
+}
+Napi::Value ReleaseCachedMemory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(dalle::cpu_cache_release()));
+}
+
 Napi::Value SetErrorFactoryJs(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) throw MakeError(info.Env(), "E_INVALID_ARGUMENT", "setErrorFactory: expected a function");
   SetErrorFactory(info[0].As<Napi::Function>());
@@ -121,6 +130,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createArena", Napi::Function::New<CreateArena>(env, "createArena"));
   exports.Set("buildInfo", Napi::Function::New<BuildInfo>(env, "buildInfo"));
   exports.Set("liveBytes", Napi::Function::New<LiveBytes>(env, "liveBytes"));
+  exports.Set("cachedBytes", Napi::Function::New<CachedBytes>(env, "cachedBytes"));
+  exports.Set("releaseCachedMemory", Napi::Function::New<ReleaseCachedMemory>(env, "releaseCachedMemory"));
   exports.Set("setErrorFactory", Napi::Function::New<SetErrorFactoryJs>(env, "setErrorFactory"));
   exports.Set("setSimdLevel", Napi::Function::New<SetSimdLevel>(env, "setSimdLevel"));
   InitOps(env, exports);

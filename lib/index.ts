@@ -1,7 +1,7 @@
 /** dalle-engine: DALL·E 1 for Node.js over a C++/CUDA core. */
 export { DalleError, DalleLoadError, type DalleErrorCode } from './errors.js';
 export { Tensor, f32ToBf16, bf16ToF32, type DType, type DeviceName, type TensorData, type TensorOptions } from './tensor.js';
-export { Arena, buildInfo, liveBytes, setCheckFinite, setSimdLevel, type ArenaSpec, type BuildInfo, type SimdLevel } from './engine.js';
+export { Arena, buildInfo, cachedBytes, liveBytes, releaseCachedMemory, setCheckFinite, setSimdLevel, type ArenaSpec, type BuildInfo, type SimdLevel } from './engine.js';
 export { loadAddon, candidatePaths } from './native/loader.js';
 export * as ops from './ops/index.js';
 export * as tokenizer from './tokenizer/index.js';

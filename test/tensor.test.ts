@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 
 import test from 'ava';
 
-import { Arena, DalleError, Tensor, buildInfo, liveBytes, ops } from '../lib/index.js';
+import { Arena, DalleError, Tensor, buildInfo, cachedBytes, liveBytes, ops, releaseCachedMemory } from '../lib/index.js';
 import { assertDalleError } from './helpers/gradcheck.js';
 
 test('round trip f32, i32, bf16', (t) => {
@@ -118,4 +118,37 @@ test('an undisposed tensor is freed after garbage collection (the fallback, not 
   const { held, after } = JSON.parse(line!) as { held: number; after: number };
   t.is(held, 8 * (1 << 18) * 4);
   t.is(after, 0);
+});
+
+test.serial('freed large blocks are reused, come back zeroed, and can be given back to the system', (t) => {
+  releaseCachedMemory();
+  const n = 1 << 18; // 1 MiB of f32: above the 256 KiB the cache starts at
+  const a = Tensor.from(new Float32Array(n).fill(7), [n]);
+  a.dispose();
+  t.is(cachedBytes(), n * 4, 'the freed block is kept');
+  using b = Tensor.zeros([n]);
+  t.is(cachedBytes(), 0, 'and reused for the next tensor of its size');
+  t.true(b.toFloat32Array().every((v) => v === 0), 'a reused block is zero-filled like a new one');
+  const small = Tensor.zeros([1000]);
+  small.dispose();
+  t.is(cachedBytes(), 0, 'small blocks go straight back to malloc');
+  const c = Tensor.zeros([n + 5]);
+  c.dispose();
+  t.true(cachedBytes() >= (n + 5) * 4);
+  t.is(releaseCachedMemory() > 0, true);
+  t.is(cachedBytes(), 0);
+});
+
+test('DALLE_CPU_CACHE_MB caps the reuse cache; 0 turns it off', (t) => {
+  const script = `
+    import { Tensor, cachedBytes } from ${JSON.stringify(new URL('../lib/index.ts', import.meta.url).href)};
+    for (let i = 0; i < 4; i++) Tensor.zeros([(1 << 18) * (i + 1)]).dispose(); // 1, 2, 3, 4 MiB
+    console.log(cachedBytes());`;
+  const cached = (mb: string): number => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, DALLE_CPU_CACHE_MB: mb } });
+    return Number(r.stdout.trim());
+  };
+  t.is(cached('0'), 0);
+  t.is(cached('5'), 3 << 20, 'over the cap the largest blocks go first: 1 + 2 MiB stay');
+  t.is(cached(''), 10 << 20);
 });

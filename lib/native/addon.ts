@@ -63,6 +63,8 @@ export interface NativeAddon {
   setCheckFinite(on: boolean): void;
   buildInfo(): NativeBuildInfo;
   liveBytes(device: NativeDevice): number;
+  cachedBytes(): number;
+  releaseCachedMemory(): number;
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   setSimdLevel(level: number): string;
 }

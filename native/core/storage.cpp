@@ -1,5 +1,7 @@
 #include "storage.h"
 
+#include "cpu_cache.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -24,7 +26,7 @@ Status Storage::create(Device device, size_t bytes, std::shared_ptr<Storage>* ou
   if (padded == 0) padded = 64;
   void* p = nullptr;
   if (device == Device::kCPU) {
-    p = std::aligned_alloc(64, padded);
+    p = cpu_block_alloc(padded);
     if (!p) return make_status(StatusCode::kOutOfMemory, "could not allocate %zu bytes", bytes);
     std::memset(p, 0, padded);
   } else {
@@ -41,7 +43,7 @@ Status Storage::create(Device device, size_t bytes, std::shared_ptr<Storage>* ou
 Storage::~Storage() {
   g_live[static_cast<int>(device_)] -= bytes_;
   if (device_ == Device::kCPU) {
-    std::free(data_);
+    cpu_block_free(data_, bytes_);
   } else if (DeviceAllocator* a = cuda_allocator()) {
     a->free(data_);
   }
