@@ -10,13 +10,18 @@ the same in both and for searching recipes faster (torch's CPU convs are about 2
     NT=2 /usr/bin/python3 benchmarks/dvae/reference.py STEPS LR BETA [K] [LNB_FLOOR]
 
 It prints the loss every 100 steps, then held-out PSNR and code usage of argmax reconstructions, and writes a grid
-of originals over reconstructions to /tmp/torch_rec_<args>.png. LNB_FLOOR clamps ln b from below (an experiment,
-not the paper). Needs PyTorch and Pillow (Debian: python3-torch, python3-pil).
+of originals over reconstructions to /tmp/torch_rec_<args>.png. Needs PyTorch and Pillow (Debian: python3-torch,
+python3-pil). Diagnostics printed at the end: PSNR when decoding a τ = 1/16 Gumbel sample (the training path) and
+the noise-free softmax, and the posterior entropy over object and background cells.
+
+Experiments, none of them the paper's recipe: LNB_FLOOR clamps ln b from below; env FIXB=v fixes ln b (an L1 loss
+in logit space); TAU_FRAC=f anneals τ over that fraction of the run (default all of it); MODE=ae decodes the
+noise-free softmax, MODE=cae the raw logits (a continuous autoencoder); LOSS=mse replaces the NLL.
 """
 import glob, math, os, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
-torch.manual_seed(0); torch.set_num_threads(int(os.environ.get("NT", "2")))
+torch.manual_seed(0); torch.set_flush_denormal(True); torch.set_num_threads(int(os.environ.get("NT", "2")))
 def load(d):
     fs = sorted(glob.glob(d + '/*.png'))
     return torch.tensor(np.stack([np.array(Image.open(f).convert('RGB')) for f in fs])).permute(0, 3, 1, 2).float() / 255
@@ -37,7 +42,10 @@ class Block(nn.Module):
         return (s.id(x) if s.id else x) + s.g * r
 G, NH, NI = 2, 32, 64
 K = int(sys.argv[4]) if len(sys.argv) > 4 else 512
-FLOOR = float(sys.argv[5]) if len(sys.argv) > 5 else None
+FLOOR = float(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] != '-' else None
+FIXB = float(os.environ['FIXB']) if 'FIXB' in os.environ else None
+TAU_FRAC = float(os.environ.get('TAU_FRAC', '1'))
+MODE = os.environ.get('MODE')
 enc = nn.ModuleList([Conv(3, NH, 7), Block(NH, NH, [3, 3, 3, 1], G), Block(NH, 2 * NH, [3, 3, 3, 1], G), Conv(2 * NH, K, 1)])
 dec = nn.ModuleList([Conv(K, NI, 1), Block(NI, 2 * NH, [1, 3, 3, 3], G), Block(2 * NH, NH, [1, 3, 3, 3], G), Conv(NH, 6, 1)])
 def encode(x):
@@ -51,12 +59,15 @@ opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_deca
 t0 = time.time()
 for step in range(STEPS):
     for g in opt.param_groups: g['lr'] = cos(LR, LR / 80, STEPS, step)
-    beta = cos(0, BETA, STEPS // 10, step); tau = cos(1, 1 / 16, STEPS, step)
+    beta = cos(0, BETA, STEPS // 10, step); tau = cos(1, 1 / 16, int(STEPS * TAU_FRAC), step)
     idx = torch.randint(0, len(train), (32,)); x = mapx(train[idx])
-    l = encode(x); y = F.gumbel_softmax(l, tau=tau, hard=False, dim=1)
+    l = encode(x)
+    y = l if MODE == 'cae' else F.softmax(l, 1) if MODE == 'ae' else F.gumbel_softmax(l, tau=tau, hard=False, dim=1)
     out = decode(y); mu, lnb = out[:, :3], out[:, 3:]
     if FLOOR is not None: lnb = lnb.clamp(min=FLOOR)
+    if FIXB is not None: lnb = torch.full_like(lnb, FIXB)
     nll = ((torch.logit(x) - mu).abs() * torch.exp(-lnb) + lnb + math.log(2) + torch.log(x * (1 - x))).sum()
+    if os.environ.get('LOSS') == 'mse': nll = 100 * ((torch.sigmoid(mu) - x) ** 2).sum()
     logp = F.log_softmax(l, dim=1); kl = (logp.exp() * (logp + math.log(K))).sum()
     loss = (nll + beta * kl) / x.numel()
     opt.zero_grad(); loss.backward(); opt.step()
@@ -65,6 +76,13 @@ with torch.no_grad():
     x = mapx(test); codes = encode(x).argmax(1); y = F.one_hot(codes, K).permute(0, 3, 1, 2).float()
     rec = ((torch.sigmoid(decode(y)[:, :3]) - EPS) / (1 - 2 * EPS)).clamp(0, 1)
     mse = ((torch.round(rec * 255) - torch.round(test * 255)) ** 2).mean()
+    pixels = lambda y: ((torch.sigmoid(decode(y)[:, :3]) - EPS) / (1 - 2 * EPS)).clamp(0, 1)
+    psnr = lambda r: (10 * torch.log10(255 ** 2 / ((torch.round(r * 255) - torch.round(test * 255)) ** 2).mean())).item()
+    print('sample-decode PSNR', psnr(pixels(F.gumbel_softmax(encode(x), tau=1 / 16, dim=1))))
+    lp = F.log_softmax(encode(x), 1); ent = -(lp.exp() * lp).sum(1)  # [B, g, g]
+    obj = (F.max_pool2d((test < 0.99).any(1, keepdim=True).float(), 2)[:, 0] > 0)
+    print('entropy nats: object cells', ent[obj].mean().item(), 'background cells', ent[~obj].mean().item(), 'of', math.log(K))
+    print('soft-decode PSNR', psnr(pixels(encode(x) if MODE == 'cae' else F.softmax(encode(x), 1))))
     h = torch.bincount(codes.flatten(), minlength=K).float(); p = h[h > 0] / h.sum()
     print('PSNR', (10 * torch.log10(255 ** 2 / mse)).item(), 'perplexity', torch.exp(-(p * p.log()).sum()).item(), 'used', int((h > 0).sum()))
-    Image.fromarray((torch.cat([test[:16], rec[:16]], 2).permute(2, 0, 3, 1).reshape(64, 16 * 32, 3) * 255).byte().numpy()).save('/tmp/torch_rec_%s.png' % '_'.join(sys.argv[1:]))
+    Image.fromarray((torch.cat([test[:16], rec[:16]], 2).permute(2, 0, 3, 1).reshape(64, 16 * 32, 3) * 255).byte().numpy()).save('/tmp/torch_rec_%s.png' % '_'.join(sys.argv[1:] + [k + v for k, v in os.environ.items() if k in ('FIXB', 'TAU_FRAC', 'MODE', 'LOSS')]))
