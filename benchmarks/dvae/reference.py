@@ -16,7 +16,8 @@ the noise-free softmax, and the posterior entropy over object and background cel
 
 Experiments, none of them the paper's recipe: LNB_FLOOR clamps ln b from below; env FIXB=v fixes ln b (an L1 loss
 in logit space); TAU_FRAC=f anneals τ over that fraction of the run (default all of it), TAU_STEPS=n over n steps, BETA_STEPS=n
-warms β up over n steps (default a tenth of the run); MODE=ae decodes the
+warms β up over n steps (default a tenth of the run); CROP=c trains on c×c windows around a random object pixel,
+BATCH=b sets the batch (default 32); LOGIT_GAIN=g scales the encoder's output conv at init; MODE=ae decodes the
 noise-free softmax, MODE=cae the raw logits (a continuous autoencoder); LOSS=mse replaces the NLL.
 """
 import glob, math, os, sys, time
@@ -55,14 +56,26 @@ def decode(y):
     h = dec[0](y); h = dec[1](h); h = F.interpolate(h, scale_factor=2, mode='nearest'); h = dec[2](h); return dec[3](F.relu(h))
 cos = lambda a, b, n, t: b + (a - b) * (1 + math.cos(math.pi * min(t, n) / n)) / 2
 STEPS, LR, BETA = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+CROP = int(os.environ.get('CROP', '0')); BATCH = int(os.environ.get('BATCH', '32'))
+def object_crop(im):
+    # A CROP×CROP window around a random object pixel (any non-white pixel), on even coordinates.
+    ys, xs = torch.nonzero((im < mapx(torch.tensor(0.99))).any(0), as_tuple=True)
+    i = torch.randint(0, len(ys), ()) if len(ys) else None
+    cy, cx = (int(ys[i]), int(xs[i])) if i is not None else (16, 16)
+    y0 = min(max(cy - CROP // 2, 0), im.shape[1] - CROP) // 2 * 2; x0 = min(max(cx - CROP // 2, 0), im.shape[2] - CROP) // 2 * 2
+    return im[:, y0:y0 + CROP, x0:x0 + CROP]
 BETA_STEPS = int(os.environ.get('BETA_STEPS', STEPS // 10)); TAU_STEPS = int(os.environ.get('TAU_STEPS', STEPS * TAU_FRAC))
+with torch.no_grad():
+    enc[3].w.mul_(float(os.environ.get('LOGIT_GAIN', '1')))
+    print('initial logit std', encode(mapx(train[:64])).std().item(), flush=True)
 params = list(enc.parameters()) + list(dec.parameters())
 opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-4)
 t0 = time.time()
 for step in range(STEPS):
     for g in opt.param_groups: g['lr'] = cos(LR, LR / 80, STEPS, step)
     beta = cos(0, BETA, BETA_STEPS, step); tau = cos(1, 1 / 16, TAU_STEPS, step)
-    idx = torch.randint(0, len(train), (32,)); x = mapx(train[idx])
+    idx = torch.randint(0, len(train), (BATCH,)); x = mapx(train[idx])
+    if CROP: x = torch.stack([object_crop(im) for im in x])
     l = encode(x)
     y = l if MODE == 'cae' else F.softmax(l, 1) if MODE == 'ae' else F.gumbel_softmax(l, tau=tau, hard=False, dim=1)
     out = decode(y); mu, lnb = out[:, :3], out[:, 3:]
@@ -87,4 +100,4 @@ with torch.no_grad():
     print('soft-decode PSNR', psnr(pixels(encode(x) if MODE == 'cae' else F.softmax(encode(x), 1))))
     h = torch.bincount(codes.flatten(), minlength=K).float(); p = h[h > 0] / h.sum()
     print('PSNR', (10 * torch.log10(255 ** 2 / mse)).item(), 'perplexity', torch.exp(-(p * p.log()).sum()).item(), 'used', int((h > 0).sum()))
-    Image.fromarray((torch.cat([test[:16], rec[:16]], 2).permute(2, 0, 3, 1).reshape(64, 16 * 32, 3) * 255).byte().numpy()).save('/tmp/torch_rec_%s.png' % '_'.join(sys.argv[1:] + [k + v for k, v in os.environ.items() if k in ('FIXB', 'TAU_FRAC', 'MODE', 'LOSS', 'BETA_STEPS', 'TAU_STEPS')]))
+    Image.fromarray((torch.cat([test[:16], rec[:16]], 2).permute(2, 0, 3, 1).reshape(64, 16 * 32, 3) * 255).byte().numpy()).save('/tmp/torch_rec_%s.png' % '_'.join(sys.argv[1:] + [k + v for k, v in os.environ.items() if k in ('FIXB', 'TAU_FRAC', 'MODE', 'LOSS', 'BETA_STEPS', 'TAU_STEPS', 'CROP', 'BATCH', 'LOGIT_GAIN')]))
