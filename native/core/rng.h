@@ -7,7 +7,9 @@
 #if defined(__CUDACC__)
 #define DALLE_HD __host__ __device__ __forceinline__
 #else
-#define DALLE_HD inline
+// static: each translation unit keeps its own copy, so a per-ISA kernel file (compiled with
+// -mavx512f) can inline these without the linker handing its copy to portable code.
+#define DALLE_HD static inline
 #endif
 
 namespace dalle {

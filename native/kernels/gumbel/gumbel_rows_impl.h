@@ -6,38 +6,19 @@
 
 #include "../fastmath.h"
 #include "gumbel_rows.h"
+#include "../../core/rng.h"
 
 namespace dalle {
 namespace {
 
 using fastmath::kLanes;
 
-// core/rng.h's philox4x32_10, written out again: that one is an inline function with external
-// linkage, which a per-ISA translation unit must not instantiate (see fastmath.h). One block per
-// iteration, so GCC vectorises across blocks (the 32x32->64 products are pmuludq); the gumbel
-// tests check the words against the JS Philox of test/helpers/philox.ts.
+// Philox blocks one per iteration, so GCC can vectorise across blocks; philox4x32_10 has internal
+// linkage (core/rng.h), so this file's AVX copy stays its own.
 void philox_blocks_impl(uint32_t* out, uint64_t seed, uint64_t first_block, int64_t nb) {
-  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
   for (int64_t i = 0; i < nb; ++i) {
-    const uint64_t ctr = first_block + static_cast<uint64_t>(i);
-    uint32_t c0 = static_cast<uint32_t>(ctr), c1 = static_cast<uint32_t>(ctr >> 32), c2 = 0, c3 = 0;
-    uint32_t key0 = k0, key1 = k1;
-    for (int r = 0; r < 10; ++r) {
-      const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
-      const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
-      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ key0;
-      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ key1;
-      c1 = static_cast<uint32_t>(p1);
-      c3 = static_cast<uint32_t>(p0);
-      c0 = n0;
-      c2 = n2;
-      key0 += 0x9E3779B9u;
-      key1 += 0xBB67AE85u;
-    }
-    out[4 * i] = c0;
-    out[4 * i + 1] = c1;
-    out[4 * i + 2] = c2;
-    out[4 * i + 3] = c3;
+    const Philox4 b = philox4x32_10(seed, first_block + static_cast<uint64_t>(i));
+    for (int j = 0; j < 4; ++j) out[4 * i + j] = b.v[j];
   }
 }
 
