@@ -44,7 +44,16 @@ test('cosine schedules follow the spec: β 0 → 6.6 over 5k, τ 1 → 1/16 over
 });
 
 /** The objective computed by hand from the model's own encoder logits and decoder outputs (double precision). */
-async function lossByHand(model: Dvae, x: Float32Array, B: number, beta: number, tau: number, seed: number, offset: number): Promise<number> {
+async function lossByHand(
+  model: Dvae,
+  x: Float32Array,
+  B: number,
+  beta: number,
+  tau: number,
+  seed: number,
+  offset: number,
+  squaredErrorWeight?: number,
+): Promise<number> {
   const { vocabSize: K, imageSize: S } = model.config;
   const g = model.grid;
   using xt = Tensor.from(x, [B, S, S, 3]);
@@ -74,7 +83,8 @@ async function lossByHand(model: Dvae, x: Float32Array, B: number, beta: number,
       const v = x[p * 3 + c]!;
       const mu = out[p * 6 + c]!;
       const lnb = out[p * 6 + 3 + c]!;
-      nll += Math.abs(Math.log(v / (1 - v)) - mu) * Math.exp(-lnb) + lnb + Math.log(2) + Math.log(v * (1 - v));
+      if (squaredErrorWeight !== undefined) nll += squaredErrorWeight * (1 / (1 + Math.exp(-mu)) - v) ** 2;
+      else nll += Math.abs(Math.log(v / (1 - v)) - mu) * Math.exp(-lnb) + lnb + Math.log(2) + Math.log(v * (1 - v));
     }
   }
   return (nll + beta * kl) / (B * S * S * 3);
@@ -90,6 +100,26 @@ test('the loss equals a hand computation: logit-Laplace NLL + β·KL(noise-free)
   const want = await lossByHand(model, x, 2, options.beta, options.tau, options.seed, options.offset);
   t.true(Math.abs(got.loss - want) < 1e-4 * Math.max(1, Math.abs(want)), `loss ${got.loss} vs by hand ${want}`);
   t.true(Math.abs(got.nll + options.beta * got.kl - got.loss) < 1e-6);
+});
+
+test('with squaredErrorWeight the reconstruction term is w·Σ(σ(μ) − x)² and the ln b outputs get no gradient', async (t) => {
+  using model = Dvae.create(TINY, { seed: 33 });
+  const x = randomArray(rng(4), 2 * 8 * 8 * 3, 0.1, 0.9);
+  using xt = Tensor.from(x, [2, 8, 8, 3]);
+  using grads = new Arena(dvaeParamSpecs(TINY));
+  const options = { beta: 1.5, tau: 0.6, seed: 5, offset: 77, squaredErrorWeight: 40 };
+  const got = await model.lossAndGrad(xt, grads, options, syncRunner);
+  const want = await lossByHand(model, x, 2, options.beta, options.tau, options.seed, options.offset, options.squaredErrorWeight);
+  t.true(Math.abs(got.loss - want) < 1e-5 * Math.max(1, Math.abs(want)), `loss ${got.loss} vs by hand ${want}`);
+  // The decoder's output conv: HWIO [1, 1, cin, 6], channels 3..5 are ln b.
+  const w = grads.get('decoder.blocks.output.conv.w').toFloat32Array();
+  const b = grads.get('decoder.blocks.output.conv.b').toFloat32Array();
+  t.deepEqual([...b.subarray(3)], [0, 0, 0]);
+  t.true(w.every((v, i) => (i % 6 < 3 ? true : v === 0)));
+  t.true(b.subarray(0, 3).some((v) => v !== 0), 'the μ half does get a gradient');
+  for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    await t.throwsAsync(model.lossAndGrad(xt, grads, { ...options, squaredErrorWeight: bad }, syncRunner), { instanceOf: DalleError }, String(bad));
+  }
 });
 
 test.serial('a training step frees every tensor it made, without waiting for a garbage collection', async (t) => {
@@ -246,7 +276,16 @@ test('a resume refuses a checkpoint of another config; bad options are E_INVALID
   using b = Dvae.create({ ...TINY, vocabSize: 32 }, { seed: 1 });
   const err = await t.throwsAsync(trainDvae(b, { data: tinyData(1), batchSize: 4, steps: 2, resumeFrom: join(dir, 'a.safetensors') }), { instanceOf: DalleError });
   t.regex(err!.message, /model config .* differs/);
-  const bad = [{ steps: -1 }, { batchSize: 0 }, { emaDecay: 1 }, { tau: { from: 1, to: 0, steps: 5 } }, { lr: { from: 1, to: 0, steps: 1.5 } }];
+  const bad = [
+    { steps: -1 },
+    { batchSize: 0 },
+    { emaDecay: 1 },
+    { tau: { from: 1, to: 0, steps: 5 } },
+    { lr: { from: 1, to: 0, steps: 1.5 } },
+    { squaredError: { steps: -1 } },
+    { squaredError: { steps: 5, weight: 0 } },
+    { squaredError: { steps: Number.NaN } },
+  ];
   for (const o of bad) {
     await t.throwsAsync(async () => trainDvae(a, { data: tinyData(1), batchSize: 4, steps: 1, ...o }), { instanceOf: DalleError }, JSON.stringify(o));
   }

@@ -227,3 +227,66 @@ test('logit_laplace: bad inputs throw typed errors', (t) => {
   assertDalleError(t, () => ops.logitLaplace(xbf, p), 'E_DTYPE', 'bf16 x');
   assertDalleError(t, () => ops.runOp('logit_laplace_forward', [x]), 'E_INVALID_ARGUMENT', 'missing params');
 });
+
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+test('sigmoid_mse forward and backward match the formula; ln b gets no gradient', (t) => {
+  for (const shape of [[2, 3, 5, 3], [11, 1], [3, 4, 2, 7]]) {
+    const seed = 2000 + size(shape);
+    const C = shape[shape.length - 1]!;
+    const { x, params, pshape } = makeCase(seed, shape);
+    using xt = Tensor.from(x, shape);
+    using pt = Tensor.from(params, pshape);
+    let want = 0;
+    const grad = new Float64Array(params.length);
+    const dloss = -1.5;
+    for (let i = 0; i < x.length; i++) {
+      const k = Math.floor(i / C) * 2 * C + (i % C);
+      const s = sigmoid(params[k]!);
+      want += (s - x[i]!) ** 2;
+      grad[k] = dloss * 2 * (s - x[i]!) * s * (1 - s);
+    }
+    using loss = ops.sigmoidMse(xt, pt);
+    assertClose(t, loss.toFloat32Array(), [want], { what: `loss [${shape}]`, atol: 1e-5, rtol: 1e-6, seed });
+    using d = Tensor.from([dloss], [1]);
+    using g = ops.sigmoidMseBackward(xt, pt, d);
+    t.deepEqual(g.shape, pshape);
+    assertClose(t, g.toFloat32Array(), grad, { what: `dparams [${shape}]`, atol: 1e-7, rtol: 1e-6, seed });
+  }
+  // Hand value: μ = 0 → σ = 1/2; x = 0.9 → (0.4)² = 0.16, dμ = 2·(−0.4)·(1/4) = −0.2.
+  using x1 = Tensor.from([0.9], [1]);
+  using p1 = Tensor.from([0, 3], [2]);
+  using l1 = ops.sigmoidMse(x1, p1);
+  assertClose(t, l1.toFloat32Array(), [0.16], { what: 'hand loss', atol: 1e-7, rtol: 0 });
+  using one = Tensor.from([1], [1]);
+  using g1 = ops.sigmoidMseBackward(x1, p1, one);
+  assertClose(t, g1.toFloat32Array(), [-0.2, 0], { what: 'hand grad', atol: 1e-7, rtol: 0 });
+});
+
+test('sigmoid_mse backward: finite differences; x outside (0, 1) is E_INVALID_ARGUMENT', (t) => {
+  const seed = 78;
+  const shape = [2, 3, 3];
+  const { x, params, pshape } = makeCase(seed, shape);
+  gradcheck(t, 'sigmoid_mse', {
+    seed,
+    inputs: [
+      { shape, data: x },
+      { shape: pshape, data: params },
+    ],
+    wrt: [1],
+    forward: ([xt, pt]) => ops.sigmoidMse(xt!, pt!),
+    backward: ([xt, pt], dy) => [ops.sigmoidMseBackward(xt!, pt!, dy)],
+    eps: 1e-2,
+    atol: 2e-3,
+    rtol: 1e-2,
+  });
+  const xb = Float32Array.from(x);
+  xb[4] = 1;
+  using xt = Tensor.from(xb, shape);
+  using pt = Tensor.from(params, pshape);
+  const err = t.throws(() => ops.sigmoidMse(xt, pt));
+  t.regex(err!.message, /sigmoid_mse_forward.*flat index 4\b/);
+  const good = () => [Tensor.from(x, shape), Tensor.from(params, pshape)];
+  badInputBattery(t, 'sigmoid_mse_forward', ([a, b]) => ops.sigmoidMse(a!, b!), good, { wrongShape: (i) => [[2, 3, 5], [2, 3, 7], [2]][i]! });
+  nanBattery(t, 'sigmoid_mse_forward', ([a, b]) => ops.sigmoidMse(a!, b!), good);
+});

@@ -16,9 +16,10 @@ the noise-free softmax, and the posterior entropy over object and background cel
 
 Experiments, none of them the paper's recipe: LNB_FLOOR clamps ln b from below; env FIXB=v fixes ln b (an L1 loss
 in logit space); TAU_FRAC=f anneals τ over that fraction of the run (default all of it), TAU_STEPS=n over n steps, BETA_STEPS=n
-warms β up over n steps (default a tenth of the run); CROP=c trains on c×c windows around a random object pixel,
+warms β up over n steps (default a tenth of the run), from BETA_FROM (default 0); CROP=c trains on c×c windows around a random object pixel,
 BATCH=b sets the batch (default 32); LOGIT_GAIN=g scales the encoder's output conv at init; MODE=ae decodes the
-noise-free softmax, MODE=cae the raw logits (a continuous autoencoder); LOSS=mse replaces the NLL.
+noise-free softmax, MODE=cae the raw logits (a continuous autoencoder); LOSS=mse replaces the NLL (MSE_STEPS=n for the first n steps only; MSE_W its weight, default 100); CEIL=c clamps ln b from above; NH sets n_hid (default 32);
+SAVE_REC=dir writes each held-out reconstruction there (score them with benchmarks/dvae/agreement.ts).
 """
 import glob, math, os, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -42,7 +43,7 @@ class Block(nn.Module):
         r = x
         for c in s.res: r = c(F.relu(r))
         return (s.id(x) if s.id else x) + s.g * r
-G, NH, NI = 2, 32, 64
+G, NH, NI = 2, int(os.environ.get('NH', '32')), 64
 K = int(sys.argv[4]) if len(sys.argv) > 4 else 512
 FLOOR = float(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] != '-' else None
 FIXB = float(os.environ['FIXB']) if 'FIXB' in os.environ else None
@@ -73,22 +74,25 @@ opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_deca
 t0 = time.time()
 for step in range(STEPS):
     for g in opt.param_groups: g['lr'] = cos(LR, LR / 80, STEPS, step)
-    beta = cos(0, BETA, BETA_STEPS, step); tau = cos(1, 1 / 16, TAU_STEPS, step)
+    beta = cos(float(os.environ.get('BETA_FROM', '0')), BETA, BETA_STEPS, step); tau = cos(1, 1 / 16, TAU_STEPS, step)
     idx = torch.randint(0, len(train), (BATCH,)); x = mapx(train[idx])
     if CROP: x = torch.stack([object_crop(im) for im in x])
     l = encode(x)
     y = l if MODE == 'cae' else F.softmax(l, 1) if MODE == 'ae' else F.gumbel_softmax(l, tau=tau, hard=False, dim=1)
     out = decode(y); mu, lnb = out[:, :3], out[:, 3:]
     if FLOOR is not None: lnb = lnb.clamp(min=FLOOR)
+    if 'CEIL' in os.environ: lnb = lnb.clamp(max=float(os.environ['CEIL']))
     if FIXB is not None: lnb = torch.full_like(lnb, FIXB)
     nll = ((torch.logit(x) - mu).abs() * torch.exp(-lnb) + lnb + math.log(2) + torch.log(x * (1 - x))).sum()
-    if os.environ.get('LOSS') == 'mse': nll = 100 * ((torch.sigmoid(mu) - x) ** 2).sum()
+    if os.environ.get('LOSS') == 'mse' or step < int(os.environ.get('MSE_STEPS', '0')):
+        nll = float(os.environ.get('MSE_W', '100')) * ((torch.sigmoid(mu) - x) ** 2).sum()
     logp = F.log_softmax(l, dim=1); kl = (logp.exp() * (logp + math.log(K))).sum()
     loss = (nll + beta * kl) / x.numel()
     opt.zero_grad(); loss.backward(); opt.step()
     if (step + 1) % 100 == 0: print(step + 1, round(loss.item(), 4), round(nll.item() / x.numel(), 4), round(kl.item() / x.numel(), 4), f'{time.time() - t0:.0f}s', flush=True)
 with torch.no_grad():
     x = mapx(test); codes = encode(x).argmax(1); y = F.one_hot(codes, K).permute(0, 3, 1, 2).float()
+    if MODE: y = encode(x) if MODE == 'cae' else F.softmax(encode(x), 1)  # the path these modes trained
     rec = ((torch.sigmoid(decode(y)[:, :3]) - EPS) / (1 - 2 * EPS)).clamp(0, 1)
     mse = ((torch.round(rec * 255) - torch.round(test * 255)) ** 2).mean()
     pixels = lambda y: ((torch.sigmoid(decode(y)[:, :3]) - EPS) / (1 - 2 * EPS)).clamp(0, 1)
@@ -100,4 +104,8 @@ with torch.no_grad():
     print('soft-decode PSNR', psnr(pixels(encode(x) if MODE == 'cae' else F.softmax(encode(x), 1))))
     h = torch.bincount(codes.flatten(), minlength=K).float(); p = h[h > 0] / h.sum()
     print('PSNR', (10 * torch.log10(255 ** 2 / mse)).item(), 'perplexity', torch.exp(-(p * p.log()).sum()).item(), 'used', int((h > 0).sum()))
-    Image.fromarray((torch.cat([test[:16], rec[:16]], 2).permute(2, 0, 3, 1).reshape(64, 16 * 32, 3) * 255).byte().numpy()).save('/tmp/torch_rec_%s.png' % '_'.join(sys.argv[1:] + [k + v for k, v in os.environ.items() if k in ('FIXB', 'TAU_FRAC', 'MODE', 'LOSS', 'BETA_STEPS', 'TAU_STEPS', 'CROP', 'BATCH', 'LOGIT_GAIN')]))
+    if 'SAVE_REC' in os.environ:  # one PNG per held-out scene, named like the originals, for the shapes detector
+        os.makedirs(os.environ['SAVE_REC'], exist_ok=True)
+        for f, r in zip(sorted(glob.glob(os.environ.get('TEST', '/tmp/shp-test') + '/*.png')), rec):
+            Image.fromarray((r.permute(1, 2, 0) * 255).round().byte().numpy()).save(os.path.join(os.environ['SAVE_REC'], os.path.basename(f)))
+    Image.fromarray((torch.cat([test[:16], rec[:16]], 2).permute(2, 0, 3, 1).reshape(64, 16 * 32, 3) * 255).byte().numpy()).save('/tmp/torch_rec_%s.png' % '_'.join(sys.argv[1:] + [k + v for k, v in os.environ.items() if k in ('FIXB', 'TAU_FRAC', 'MODE', 'LOSS', 'BETA_STEPS', 'TAU_STEPS', 'CROP', 'BATCH', 'LOGIT_GAIN', 'CEIL', 'BETA_FROM', 'NH', 'MSE_STEPS', 'MSE_W')]))

@@ -5,13 +5,15 @@
  *
  *   node --import tsx benchmarks/dvae/train.ts [--data shapes|emoji] [--size 32] [--steps 2000] [--batch 32]
  *          [--eval 500] [--sync] [--lr 1e-3] [--beta 6.6] [--beta-steps N] [--tau-steps N] [--ema 0.99]
- *          [--capabilities single,counting,relations] [--out model.safetensors] [--tag name]
+ *          [--capabilities single,counting,relations] [--mse-steps N [--mse-weight 100]] [--out model.safetensors]
+ *          [--tag name]
  *
  * Emoji data must be installed first (`dalle data emoji`); it trains at 64² on both sets' train split through the
  * worker loader with the dVAE preset (flips), and evaluates on the test split.
  *
  * Schedules are the paper's shapes, compressed to the run: β 0 → 6.6 over the first tenth, τ 1 → 1/16 over the first
- * half, the learning rate from --lr down to --lr/80 (the paper's ratio) over the whole run. --sync runs ops
+ * half, the learning rate from --lr down to --lr/80 (the paper's ratio) over the whole run. --mse-steps N trains the
+ * means with a squared error for the first N updates (Infinity: all; see `squaredError` in lib/models/dvae/train.ts). --sync runs ops
  * synchronously (the event loop is not needed here); the default async runner is what the library uses.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -79,6 +81,7 @@ const result = await trainDvae(model, {
   beta: { from: 0, to: arg('--beta', 6.6), steps: arg('--beta-steps', Math.round(STEPS / 10)) },
   tau: { from: 1, to: 1 / 16, steps: arg('--tau-steps', Math.round(STEPS / 2)) },
   emaDecay: arg('--ema', 0.99),
+  ...(process.argv.includes('--mse-steps') ? { squaredError: { steps: arg('--mse-steps', Infinity), weight: arg('--mse-weight', 100) } } : {}),
   run,
   progressEvery: 50,
   onProgress: (p) =>
@@ -114,7 +117,7 @@ grid.forEach(([e, r], c) => {
 writeFileSync(join(root, `dvae-${DATA}-${SIZE}${argStr('--tag') ?? ''}.png`), encodePng({ width: cols * SIZE, height: 2 * SIZE, data: sheet }));
 writeFileSync(
   join(root, `dvae-${DATA}-${SIZE}${argStr('--tag') ?? ''}.json`),
-  JSON.stringify({ data: DATA, preset, config: model.config, steps: result.steps, batch: BATCH, lr: LR, trainSeconds, cores: cpus().length, evaluation }, null, 2),
+  JSON.stringify({ data: DATA, preset, config: model.config, steps: result.steps, batch: BATCH, lr: LR, argv: process.argv.slice(2), trainSeconds, cores: cpus().length, evaluation }, null, 2),
 );
 const out = argStr('--out');
 if (out) await saveDvae(model, out);

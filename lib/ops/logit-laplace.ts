@@ -27,3 +27,17 @@ export function logitLaplace(x: Tensor, params: Tensor): Tensor {
 export function logitLaplaceBackward(x: Tensor, params: Tensor, dnll: Tensor): Tensor {
   return runOp1('logit_laplace_backward', [x, params, dnll]);
 }
+
+/**
+ * loss [1] = Σ (σ(μ) − x)²: the squared error of the decoder's means, read as pixels, against the mapped pixels x.
+ * Same inputs and checks as logitLaplace; the log-scales are ignored. For dVAE recipes that train the means with a
+ * squared error first (lib/models/dvae/train.ts explains why).
+ */
+export function sigmoidMse(x: Tensor, params: Tensor): Tensor {
+  return runOp1('sigmoid_mse_forward', [x, params]);
+}
+
+/** dL/dparams [..., 2C]: dμ = dloss·2(σ(μ) − x)·σ(μ)(1 − σ(μ)); the log-scale half is zero. */
+export function sigmoidMseBackward(x: Tensor, params: Tensor, dloss: Tensor): Tensor {
+  return runOp1('sigmoid_mse_backward', [x, params, dloss]);
+}

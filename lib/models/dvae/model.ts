@@ -20,13 +20,18 @@ export interface DvaeLossOptions {
   /** Philox key and first stream word of the Gumbel noise; a step uses batch·grid²·vocab words. */
   seed: number;
   offset: number;
+  /**
+   * When set, the reconstruction term is weight·Σ(σ(μ) − x)² over mapped pixels instead of the logit-Laplace NLL
+   * (ln b gets no gradient). Not the paper's: see `squaredError` in DvaeTrainOptions for when it is needed.
+   */
+  squaredErrorWeight?: number;
 }
 
 /** Per-dimension values: each term is divided by B·H·W·3, as the paper's total is. */
 export interface DvaeLoss {
   /** (nll + β·kl) / (B·H·W·3): what the gradient is of. */
   loss: number;
-  /** −log p(x | y) under the logit-Laplace, per dimension. */
+  /** −log p(x | y) under the logit-Laplace (or the weighted squared error, when asked), per dimension. */
   nll: number;
   /** KL(q(z|x) ‖ uniform), per dimension (before β). */
   kl: number;
@@ -154,6 +159,12 @@ export class Dvae implements Disposable {
     const [B, H, W] = x.shape as [number, number, number, number];
     const g = this.grid;
     const norm = B * H * W * 3;
+    const mse = o.squaredErrorWeight;
+    if (mse !== undefined && !(mse > 0 && Number.isFinite(mse))) {
+      throw new DalleError('E_INVALID_ARGUMENT', `dVAE loss: squaredErrorWeight must be a positive number, got ${mse}`);
+    }
+    const recon = mse === undefined ? 'logit_laplace' : 'sigmoid_mse';
+    const nllScale = mse ?? 1;
     const enc = await netForward(run, this.params, this.encoderPlan, x, true);
     const held: Array<Tensor | undefined> = [enc.y];
     let dec: Awaited<ReturnType<typeof netForward>> | undefined;
@@ -165,16 +176,16 @@ export class Dvae implements Disposable {
       held.push(y, yImg);
       dec = await netForward(run, this.params, this.decoderPlan, yImg, true);
       held.push(dec.y);
-      const nllT = await run1(run, 'logit_laplace_forward', [x, dec.y]);
+      const nllT = await run1(run, `${recon}_forward`, [x, dec.y]);
       const klT = await run1(run, 'kl_uniform_forward', [flat]);
-      const nll = nllT.toFloat32Array()[0]!;
+      const nll = nllScale * nllT.toFloat32Array()[0]!;
       const kl = klT.toFloat32Array()[0]!;
       disposeAll(nllT, klT);
 
-      const dnll = Tensor.from(new Float32Array([1 / norm]), [1]);
+      const dnll = Tensor.from(new Float32Array([nllScale / norm]), [1]);
       const dkl = Tensor.from(new Float32Array([o.beta / norm]), [1]);
       held.push(dnll, dkl);
-      const dOut = await run1(run, 'logit_laplace_backward', [x, dec.y, dnll]);
+      const dOut = await run1(run, `${recon}_backward`, [x, dec.y, dnll]);
       held.push(dOut);
       const dY = (await netBackward(run, this.params, grads, this.decoderPlan, dec.cache!, dOut, true))!;
       const dYFlat = dY.reshape([B * g * g, K]);

@@ -23,4 +23,12 @@ Status logit_laplace_forward_cpu(const char* op, float* nll, const float* x, con
 Status logit_laplace_backward_cpu(const char* op, float* dparams, const float* x, const float* params,
                                   const float* dnll, int64_t rows, int64_t C);
 
+// The squared error of the decoder's means against the mapped pixels, for recipes that train with it
+// (see lib/models/dvae/train.ts): loss [1] = Σ_{r,c} (σ(μ) − x)², in double over fixed blocks; the same
+// x check. Backward: dμ = dloss·2(σ(μ) − x)·σ(μ)(1 − σ(μ)), d ln b = 0.
+Status sigmoid_mse_forward_cpu(const char* op, float* loss, const float* x, const float* params, int64_t rows,
+                               int64_t C);
+Status sigmoid_mse_backward_cpu(const char* op, float* dparams, const float* x, const float* params,
+                                const float* dloss, int64_t rows, int64_t C);
+
 }  // namespace dalle

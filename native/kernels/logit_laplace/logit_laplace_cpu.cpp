@@ -109,6 +109,56 @@ Status logit_laplace_backward_cpu(const char* op, float* dparams, const float* x
   return Status::Ok();
 }
 
+Status sigmoid_mse_forward_cpu(const char* op, float* loss, const float* x, const float* params, int64_t rows,
+                               int64_t C) {
+  const int64_t bad = logit_laplace_first_bad(x, rows * C);
+  if (bad >= 0) return bad_x(op, x, bad);
+  const int64_t rows_per_block = std::max<int64_t>(1, kBlock / C);
+  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+  std::vector<double> partial(static_cast<size_t>(blocks));
+  parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) {
+      const int64_t r_end = std::min(rows, (blk + 1) * rows_per_block);
+      double s = 0.0;
+      for (int64_t r = blk * rows_per_block; r < r_end; ++r) {
+        const float* xr = x + r * C;
+        const float* mu = params + r * 2 * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const double d = 1.0 / (1.0 + std::exp(-static_cast<double>(mu[c]))) - xr[c];
+          s += d * d;
+        }
+      }
+      partial[static_cast<size_t>(blk)] = s;
+    }
+  });
+  double total = 0.0;
+  for (double p : partial) total += p;
+  loss[0] = static_cast<float>(total);
+  return Status::Ok();
+}
+
+Status sigmoid_mse_backward_cpu(const char* op, float* dparams, const float* x, const float* params,
+                                const float* dloss, int64_t rows, int64_t C) {
+  const int64_t bad = logit_laplace_first_bad(x, rows * C);
+  if (bad >= 0) return bad_x(op, x, bad);
+  const double g = dloss[0];
+  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / C);
+  parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* xr = x + r * C;
+      const float* mu = params + r * 2 * C;
+      float* dmu = dparams + r * 2 * C;
+      float* dlnb = dmu + C;
+      for (int64_t c = 0; c < C; ++c) {
+        const double sig = 1.0 / (1.0 + std::exp(-static_cast<double>(mu[c])));
+        dmu[c] = static_cast<float>(g * 2.0 * (sig - xr[c]) * sig * (1.0 - sig));
+        dlnb[c] = 0.0f;
+      }
+    }
+  });
+  return Status::Ok();
+}
+
 namespace {
 
 // x [..., C] and params [..., 2C] with the same leading dims; both f32.
@@ -149,11 +199,27 @@ Status bwd(OpArgs& a) {
                                     x.dim(-1));
 }
 
+Status mse_fwd(OpArgs& a) {
+  const TensorView& x = a.in[0];
+  return sigmoid_mse_forward_cpu(a.op, a.out[0].f32(), x.f32(), a.in[1].f32(), leading_rows(x), x.dim(-1));
+}
+
+Status mse_bwd(OpArgs& a) {
+  const TensorView& x = a.in[0];
+  return sigmoid_mse_backward_cpu(a.op, a.out[0].f32(), x.f32(), a.in[1].f32(), a.in[2].f32(), leading_rows(x),
+                                  x.dim(-1));
+}
+
 }  // namespace
 
 DALLE_REGISTER_OP(logit_laplace_forward,
                   {"logit_laplace_forward", {"x", "params"}, {"nll"}, {}, infer_fwd, fwd});
 DALLE_REGISTER_OP(logit_laplace_backward,
                   {"logit_laplace_backward", {"x", "params", "dnll"}, {"dparams"}, {}, infer_bwd, bwd});
+
+DALLE_REGISTER_OP(sigmoid_mse_forward,
+                  {"sigmoid_mse_forward", {"x", "params"}, {"loss"}, {}, infer_fwd, mse_fwd});
+DALLE_REGISTER_OP(sigmoid_mse_backward,
+                  {"sigmoid_mse_backward", {"x", "params", "dloss"}, {"dparams"}, {}, infer_bwd, mse_bwd});
 
 }  // namespace dalle
