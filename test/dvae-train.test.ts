@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
+import { detect } from '../lib/data/shapes/detect.js';
 import { shapesExamples } from '../lib/data/shapes/index.js';
 import type { Batch } from '../lib/data/types.js';
 import { Arena, liveBytes } from '../lib/engine.js';
@@ -317,6 +318,15 @@ test('evaluateDvae: PSNR and code usage of argmax reconstructions, and the detec
   const det = Object.values(result.detector!);
   t.is(det.reduce((n, d) => n + d.total, 0), 5);
   t.is(result.detectorAgreement, det.reduce((n, d) => n + d.agree, 0) / 5);
+  const recon = await model.reconstruct(packed);
+  const colours = (data: Uint8Array) => detect({ width: 32, height: 32, data }).objects.map((o) => o.color).sort().join();
+  const same = scenes.filter((e, i) => colours(e.image.data) === colours(recon.subarray(i * 3072, (i + 1) * 3072))).length;
+  t.is(result.colorAgreement, same / 5);
+  // An original against itself: every caption and every colour agrees.
+  const identity = { config: { ...model.config, vocabSize: 256 }, encode: async (x: Uint8Array) => x, decode: async (x: Uint8Array) => x } as unknown as Dvae;
+  const perfect = await evaluateDvae(identity, scenes, { shapes: true });
+  t.is(perfect.detectorAgreement, 1);
+  t.is(perfect.colorAgreement, 1);
   await t.throwsAsync(evaluateDvae(model, []), { instanceOf: DalleError, message: /no examples/ });
   await t.throwsAsync(evaluateDvae(model, [{ ...scenes[0]!, image: { width: 8, height: 8, data: new Uint8Array(192) } }]), { instanceOf: DalleError, message: /8x8/ });
 });

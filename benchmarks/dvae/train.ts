@@ -4,7 +4,7 @@
  * originals over reconstructions and benchmarks/results/dvae-<data>-<size><tag>.json.
  *
  *   node --import tsx benchmarks/dvae/train.ts [--data shapes|emoji] [--size 32] [--steps 2000] [--batch 32]
- *          [--eval 500] [--sync] [--lr 1e-3] [--beta 6.6] [--beta-steps N] [--tau-steps N] [--ema 0.99]
+ *          [--eval 500] [--sync] [--lr 1e-3] [--beta-from 0] [--beta 6.6] [--beta-steps N] [--tau-steps N] [--ema 0.99]
  *          [--capabilities single,counting,relations] [--mse-steps N [--mse-weight 100]] [--out model.safetensors]
  *          [--tag name]
  *
@@ -78,7 +78,7 @@ const result = await trainDvae(model, {
   batchSize: BATCH,
   steps: STEPS,
   lr: { from: LR, to: LR / 80, steps: STEPS },
-  beta: { from: 0, to: arg('--beta', 6.6), steps: arg('--beta-steps', Math.round(STEPS / 10)) },
+  beta: { from: arg('--beta-from', 0), to: arg('--beta', 6.6), steps: arg('--beta-steps', Math.round(STEPS / 10)) },
   tau: { from: 1, to: 1 / 16, steps: arg('--tau-steps', Math.round(STEPS / 2)) },
   emaDecay: arg('--ema', 0.99),
   ...(process.argv.includes('--mse-steps') ? { squaredError: { steps: arg('--mse-steps', Infinity), weight: arg('--mse-weight', 100) } } : {}),
@@ -101,7 +101,7 @@ if (DATA === 'emoji') {
 const grid: Array<[Example, Uint8Array]> = [];
 const evaluation = await evaluateDvae(model, heldOut, { shapes: DATA === 'shapes', run, onReconstruction: (e, r) => grid.length < 16 && grid.push([e, r.slice()]) });
 console.log(`trained ${result.steps} steps in ${trainSeconds.toFixed(0)} s; held-out (${evaluation.images} scenes): PSNR ${evaluation.psnr.toFixed(2)} dB, ` +
-  `perplexity ${evaluation.usage.perplexity.toFixed(1)} (${evaluation.usage.used}/${evaluation.usage.vocabSize} codes used), ${DATA === 'shapes' ? `detector agreement ${(100 * evaluation.detectorAgreement!).toFixed(1)}%` : ''}`);
+  `perplexity ${evaluation.usage.perplexity.toFixed(1)} (${evaluation.usage.used}/${evaluation.usage.vocabSize} codes used), ${DATA === 'shapes' ? `detector agreement ${(100 * evaluation.detectorAgreement!).toFixed(1)}%, colours ${(100 * evaluation.colorAgreement!).toFixed(1)}%` : ''}`);
 if (evaluation.detector) console.log(evaluation.detector);
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');

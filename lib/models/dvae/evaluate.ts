@@ -3,7 +3,7 @@
  * shapes detector still reads each reconstruction as satisfying the scene's caption (the originals always do), per
  * capability.
  */
-import { checkCaption } from '../../data/shapes/detect.js';
+import { checkCaption, detect } from '../../data/shapes/detect.js';
 import { parseCaption } from '../../data/shapes/captions.js';
 import type { Example } from '../../data/types.js';
 import { DalleError } from '../../errors.js';
@@ -20,6 +20,17 @@ export interface DvaeEvaluation {
   detector?: Record<string, { agree: number; total: number; fraction: number }>;
   /** Agreement over every scene. */
   detectorAgreement?: number;
+  /**
+   * With `shapes`: scenes whose reconstruction the detector reads as the same number of objects in the same colours
+   * as the original (shapes, sizes and positions aside). A weaker check than the caption's, for telling colour
+   * errors from outline errors.
+   */
+  colorAgreement?: number;
+}
+
+/** The detected objects' colours, sorted: what colorAgreement compares. */
+function detectedColors(s: number, data: Uint8Array): string {
+  return detect({ width: s, height: s, data }).objects.map((o) => o.color).sort().join(',');
 }
 
 export async function evaluateDvae(
@@ -36,6 +47,7 @@ export async function evaluateDvae(
   let se = 0;
   const counts = new Float64Array(model.config.vocabSize);
   const detector: Record<string, { agree: number; total: number; fraction: number }> = {};
+  let colorsAgree = 0;
   let pending: Example[] = [];
   const flush = async (): Promise<void> => {
     if (pending.length === 0) return;
@@ -55,6 +67,7 @@ export async function evaluateDvae(
       const entry = (detector[cap] ??= { agree: 0, total: 0, fraction: 0 });
       entry.total++;
       if (checkCaption({ width: s, height: s, data: recon }, query)) entry.agree++;
+      if (detectedColors(s, recon) === detectedColors(s, e.image.data)) colorsAgree++;
     });
     pending = [];
   };
@@ -78,6 +91,7 @@ export async function evaluateDvae(
     }
     result.detector = detector;
     result.detectorAgreement = agree / total;
+    result.colorAgreement = colorsAgree / total;
   }
   return result;
 }
