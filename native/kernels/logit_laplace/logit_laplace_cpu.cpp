@@ -30,6 +30,26 @@ Status bad_x(const char* op, const float* x, int64_t i) {
                      static_cast<double>(x[i]), static_cast<long long>(i));
 }
 
+// Σ over rows of row_sum(r), as partial sums over fixed row blocks added serially: the result does not depend on
+// the thread count.
+template <typename RowSum>
+double blocked_sum(int64_t rows, int64_t C, RowSum row_sum) {
+  const int64_t rows_per_block = std::max<int64_t>(1, kBlock / C);
+  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+  std::vector<double> partial(static_cast<size_t>(blocks));
+  parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) {
+      const int64_t r_end = std::min(rows, (blk + 1) * rows_per_block);
+      double s = 0.0;
+      for (int64_t r = blk * rows_per_block; r < r_end; ++r) s += row_sum(r);
+      partial[static_cast<size_t>(blk)] = s;
+    }
+  });
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return total;
+}
+
 }  // namespace
 
 int64_t logit_laplace_first_bad(const float* x, int64_t n) {
@@ -55,31 +75,19 @@ Status logit_laplace_forward_cpu(const char* op, float* nll, const float* x, con
                                  int64_t C) {
   const int64_t bad = logit_laplace_first_bad(x, rows * C);
   if (bad >= 0) return bad_x(op, x, bad);
-  // Partial sums over fixed row blocks, added serially: the result does not depend on the thread count.
-  const int64_t rows_per_block = std::max<int64_t>(1, kBlock / C);
-  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
-  std::vector<double> partial(static_cast<size_t>(blocks));
-  parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t blk = b; blk < e; ++blk) {
-      const int64_t r_end = std::min(rows, (blk + 1) * rows_per_block);
-      double s = 0.0;
-      for (int64_t r = blk * rows_per_block; r < r_end; ++r) {
-        const float* xr = x + r * C;
-        const float* mu = params + r * 2 * C;
-        const float* lnb = mu + C;
-        for (int64_t c = 0; c < C; ++c) {
-          const LogPair lp = log_pair(xr[c]);
-          const double d = (lp.lx - lp.l1x) - static_cast<double>(mu[c]);
-          const double l = static_cast<double>(lnb[c]);
-          s += std::fabs(d) * std::exp(-l) + l + kLn2 + (lp.lx + lp.l1x);
-        }
-      }
-      partial[static_cast<size_t>(blk)] = s;
+  nll[0] = static_cast<float>(blocked_sum(rows, C, [&](int64_t r) {
+    const float* xr = x + r * C;
+    const float* mu = params + r * 2 * C;
+    const float* lnb = mu + C;
+    double s = 0.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const LogPair lp = log_pair(xr[c]);
+      const double d = (lp.lx - lp.l1x) - static_cast<double>(mu[c]);
+      const double l = static_cast<double>(lnb[c]);
+      s += std::fabs(d) * std::exp(-l) + l + kLn2 + (lp.lx + lp.l1x);
     }
-  });
-  double total = 0.0;
-  for (double p : partial) total += p;
-  nll[0] = static_cast<float>(total);
+    return s;
+  }));
   return Status::Ok();
 }
 
@@ -113,27 +121,16 @@ Status sigmoid_mse_forward_cpu(const char* op, float* loss, const float* x, cons
                                int64_t C) {
   const int64_t bad = logit_laplace_first_bad(x, rows * C);
   if (bad >= 0) return bad_x(op, x, bad);
-  const int64_t rows_per_block = std::max<int64_t>(1, kBlock / C);
-  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
-  std::vector<double> partial(static_cast<size_t>(blocks));
-  parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t blk = b; blk < e; ++blk) {
-      const int64_t r_end = std::min(rows, (blk + 1) * rows_per_block);
-      double s = 0.0;
-      for (int64_t r = blk * rows_per_block; r < r_end; ++r) {
-        const float* xr = x + r * C;
-        const float* mu = params + r * 2 * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const double d = 1.0 / (1.0 + std::exp(-static_cast<double>(mu[c]))) - xr[c];
-          s += d * d;
-        }
-      }
-      partial[static_cast<size_t>(blk)] = s;
+  loss[0] = static_cast<float>(blocked_sum(rows, C, [&](int64_t r) {
+    const float* xr = x + r * C;
+    const float* mu = params + r * 2 * C;
+    double s = 0.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double d = 1.0 / (1.0 + std::exp(-static_cast<double>(mu[c]))) - xr[c];
+      s += d * d;
     }
-  });
-  double total = 0.0;
-  for (double p : partial) total += p;
-  loss[0] = static_cast<float>(total);
+    return s;
+  }));
   return Status::Ok();
 }
 
