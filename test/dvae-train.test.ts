@@ -20,7 +20,7 @@ import { DVAE_PAPER_SCHEDULES, trainDvae } from '../lib/models/dvae/train.js';
 import { asyncRunner, syncRunner } from '../lib/nn/runner.js';
 import { Tensor } from '../lib/tensor.js';
 import { cosineAt } from '../lib/train/schedule.js';
-import { type TrainProgress } from '../lib/train/trainer.js';
+import { learningRateAt, type TrainProgress } from '../lib/train/trainer.js';
 import { randomArray, rng } from './helpers/gradcheck.js';
 import { philoxWords, unitOpen } from './helpers/philox.js';
 import { torchFixtureInput } from './helpers/dvae-ref.js';
@@ -270,6 +270,17 @@ test('training reduces the loss, reports progress, and an aborted run resumes to
   t.deepEqual(emaModel.params.flat.toFloat32Array(), fromCheckpoint.params.flat.toFloat32Array());
 });
 
+test('a learning-rate warm-up scales the first updates by (i+1)/N, then follows the cosine schedule', async (t) => {
+  using model = Dvae.create(TINY, { seed: 3 });
+  const lr = { from: 2e-3, to: 1e-4, steps: 6 };
+  const seen: number[] = [];
+  await trainDvae(model, { data: tinyData(2), batchSize: 4, steps: 6, lr, lrWarmupSteps: 3, progressEvery: 1, onProgress: (p) => seen.push(p.lr) });
+  const expected = [0, 1, 2, 3, 4, 5].map((i) => cosineAt(lr, i) * Math.min(1, (i + 1) / 3));
+  t.deepEqual(seen, expected);
+  t.is(seen[0], (2e-3 * 1) / 3);
+  t.is(learningRateAt({ lr }, 4), cosineAt(lr, 4)); // no warm-up by default
+});
+
 test('a resume refuses a checkpoint of another config; bad options are E_INVALID_ARGUMENT', async (t) => {
   const dir = tmp();
   using a = Dvae.create(TINY, { seed: 1 });
@@ -286,6 +297,8 @@ test('a resume refuses a checkpoint of another config; bad options are E_INVALID
     { squaredError: { steps: -1 } },
     { squaredError: { steps: 5, weight: 0 } },
     { squaredError: { steps: Number.NaN } },
+    { lrWarmupSteps: -1 },
+    { lrWarmupSteps: 2.5 },
   ];
   for (const o of bad) {
     await t.throwsAsync(async () => trainDvae(a, { data: tinyData(1), batchSize: 4, steps: 1, ...o }), { instanceOf: DalleError }, JSON.stringify(o));

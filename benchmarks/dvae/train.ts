@@ -6,14 +6,15 @@
  *   node --import tsx benchmarks/dvae/train.ts [--data shapes|emoji] [--size 32] [--steps 2000] [--batch 32]
  *          [--eval 500] [--sync] [--lr 1e-3] [--beta-from 0] [--beta 6.6] [--beta-steps N] [--tau-steps N] [--ema 0.99]
  *          [--capabilities single,counting,relations] [--mse-steps N [--mse-weight 100]] [--out model.safetensors]
- *          [--tag name]
+ *          [--warmup N] [--clip G] [--vocab K] [--nhid N] [--tag name]
  *
  * Emoji data must be installed first (`dalle data emoji`); it trains at 64² on both sets' train split through the
  * worker loader with the dVAE preset (flips), and evaluates on the test split.
  *
  * Schedules are the paper's shapes, compressed to the run: β 0 → 6.6 over the first tenth, τ 1 → 1/16 over the first
  * half, the learning rate from --lr down to --lr/80 (the paper's ratio) over the whole run. --mse-steps N trains the
- * means with a squared error for the first N updates (Infinity: all; see `squaredError` in lib/models/dvae/train.ts). --sync runs ops
+ * means with a squared error for the first N updates (Infinity: all; see `squaredError` in lib/models/dvae/train.ts).
+ * --warmup N ramps the learning rate up linearly over the first N updates; --clip G clips the gradient norm. --sync runs ops
  * synchronously (the event loop is not needed here); the default async runner is what the library uses.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ import { createLoader } from '../../lib/data/loader.js';
 import { openSource as openEmoji } from '../../lib/data/emoji/index.js';
 import { shapesExamples } from '../../lib/data/shapes/index.js';
 import type { Batch, Example } from '../../lib/data/types.js';
-import { DVAE_PRESETS, type DvaePreset } from '../../lib/models/dvae/config.js';
+import { type DvaePreset } from '../../lib/models/dvae/config.js';
 import { evaluateDvae } from '../../lib/models/dvae/evaluate.js';
 import { saveDvae } from '../../lib/models/dvae/io.js';
 import { Dvae } from '../../lib/models/dvae/model.js';
@@ -70,14 +71,18 @@ async function* shapesBatches(epoch: number): AsyncGenerator<Batch> {
   }
 }
 
-using model = Dvae.create(preset, { seed: 1 });
-console.log(`dVAE ${preset} (${JSON.stringify(DVAE_PRESETS[preset])}), ${(model.parameterCount / 1e6).toFixed(2)}M parameters; ${cpus().length} cores; ${STEPS} steps of ${BATCH}`);
+// --vocab and --nhid override the preset's codebook size and width (recipe searches).
+const overrides = { ...(argStr('--vocab') ? { vocabSize: arg('--vocab', 0) } : {}), ...(argStr('--nhid') ? { nHid: arg('--nhid', 0) } : {}) };
+using model = Dvae.create({ preset, ...overrides }, { seed: 1 });
+console.log(`dVAE ${preset} (${JSON.stringify(model.config)}), ${(model.parameterCount / 1e6).toFixed(2)}M parameters; ${cpus().length} cores; ${STEPS} steps of ${BATCH}`);
 const t0 = performance.now();
 const result = await trainDvae(model, {
   data: DATA === 'emoji' ? emojiBatches : shapesBatches,
   batchSize: BATCH,
   steps: STEPS,
   lr: { from: LR, to: LR / 80, steps: STEPS },
+  lrWarmupSteps: arg('--warmup', 0),
+  clipGradNorm: argStr('--clip') ? arg('--clip', 0) : null,
   beta: { from: arg('--beta-from', 0), to: arg('--beta', 6.6), steps: arg('--beta-steps', Math.round(STEPS / 10)) },
   tau: { from: 1, to: 1 / 16, steps: arg('--tau-steps', Math.round(STEPS / 2)) },
   emaDecay: arg('--ema', 0.99),

@@ -55,6 +55,12 @@ export interface TrainerOptions<B> {
   /** Batches of one epoch; called again for the next epoch, with its number, when one runs out. */
   data: (epoch: number) => AsyncIterable<B>;
   lr: CosineSchedule;
+  /**
+   * Ramp the learning rate linearly up to the schedule's value over the first this many updates (update i gets
+   * (i+1)/N of it). The DALL·E transformer warms up over 5000; the dVAE has no warm-up in the paper, but a short one
+   * keeps a small dVAE alive at learning rates that otherwise kill its ReLUs in the first updates. Default 0.
+   */
+  lrWarmupSteps?: number;
   adam?: Partial<AdamWConfig>;
   /** Parameter EMA decay, e.g. 0.999; null for none. Default null. */
   emaDecay?: number | null;
@@ -120,6 +126,7 @@ function checkOptions<B>(o: TrainerOptions<B>): void {
   if (!Number.isInteger(o.steps) || o.steps < 0) bad(`steps must be an integer ≥ 0, got ${String(o.steps)}`);
   if (typeof o.data !== 'function') bad('data must be a function from the epoch number to batches');
   checkSchedule('lr', o.lr);
+  if (o.lrWarmupSteps !== undefined && !(Number.isInteger(o.lrWarmupSteps) && o.lrWarmupSteps >= 0)) bad(`lrWarmupSteps must be an integer ≥ 0, got ${String(o.lrWarmupSteps)}`);
   if (o.emaDecay != null && !(o.emaDecay >= 0 && o.emaDecay < 1)) bad(`emaDecay must be in [0, 1), got ${o.emaDecay}`);
   if (o.clipGradNorm != null && !(o.clipGradNorm > 0)) bad(`clipGradNorm must be > 0, got ${o.clipGradNorm}`);
   if (o.progressEvery !== undefined && !(Number.isInteger(o.progressEvery) && o.progressEvery > 0)) bad('progressEvery must be a positive integer');
@@ -196,7 +203,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
       const batch = await data.next();
       metrics = await task.step(batch, state.grads, step, run);
       examples += task.batchSize(batch);
-      const lr = cosineAt(options.lr, step);
+      const lr = learningRateAt(options, step);
       const gradNorm = await globalNorm(run, state.grads.flat, options.clipGradNorm ?? null);
       if (Number.isFinite(gradNorm) && Number.isFinite(metrics.loss)) {
         await run('adamw_step', [task.params.flat, state.grads.flat, state.m.flat, state.v.flat], {
@@ -236,6 +243,12 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
     await data.close();
   }
   return { steps: step, stopped, metrics, skippedSteps: skipped, checkpoint, ema: state.ema?.flat.toFloat32Array() ?? null };
+}
+
+/** The learning rate of update `step` (0-based): the cosine schedule, scaled down during the warm-up. */
+export function learningRateAt(o: Pick<TrainerOptions<unknown>, 'lr' | 'lrWarmupSteps'>, step: number): number {
+  const warmup = o.lrWarmupSteps ?? 0;
+  return cosineAt(o.lr, step) * (step < warmup ? (step + 1) / warmup : 1);
 }
 
 /** The gradient's global L2 norm, clipping in place when `maxNorm` is set. */
