@@ -39,7 +39,7 @@ async function* scenes(epoch: number): AsyncGenerator<Batch> {
 }
 
 test('5000 small updates on shapes 32²: the detector agrees with ≥ 95% of held-out reconstructions', async (t) => {
-  t.timeout(14 * 60_000);
+  t.timeout(20 * 60_000);
   using model = Dvae.create('small32', { seed: 1 });
   const started = performance.now();
   const result = await trainDvae(model, {
