@@ -11,7 +11,8 @@ export type DalleErrorCode =
   | 'E_NOT_FOUND'
   | 'E_CUDA'
   | 'E_INTERNAL'
-  | 'E_LOAD';
+  | 'E_LOAD'
+  | 'E_ABORTED';
 
 /** Every error from the engine is a DalleError; switch on `code`, not on the message. */
 export class DalleError extends Error {
@@ -21,6 +22,19 @@ export class DalleError extends Error {
     this.name = 'DalleError';
     this.code = code;
   }
+}
+
+/** Work stopped by an AbortSignal: `name` is 'AbortError' (as fetch's), `cause` the signal's reason. */
+export class DalleAbortError extends DalleError {
+  constructor(what: string, reason?: unknown) {
+    super('E_ABORTED', `${what} was aborted`, { cause: reason });
+    this.name = 'AbortError';
+  }
+}
+
+/** Throws a DalleAbortError when `signal` has been aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new DalleAbortError(what, signal.reason);
 }
 
 /** The native binary could not be loaded; `attempts` says what was tried and why each failed. */

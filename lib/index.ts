@@ -1,5 +1,5 @@
 /** dalle-engine: DALL·E 1 for Node.js over a C++/CUDA core. */
-export { DalleError, DalleLoadError, type DalleErrorCode } from './errors.js';
+export { DalleAbortError, DalleError, DalleLoadError, type DalleErrorCode } from './errors.js';
 export { Tensor, f32ToBf16, bf16ToF32, type DType, type DeviceName, type TensorData, type TensorOptions } from './tensor.js';
 export { Arena, buildInfo, cachedBytes, liveBytes, releaseCachedMemory, setCheckFinite, setSimdLevel, type ArenaSpec, type BuildInfo, type SimdLevel } from './engine.js';
 export { loadAddon, candidatePaths } from './native/loader.js';
@@ -7,6 +7,7 @@ export * as ops from './ops/index.js';
 export * as tokenizer from './tokenizer/index.js';
 export * as data from './data/index.js';
 export * as dvae from './models/dvae/index.js';
+export * as transformer from './models/transformer/index.js';
 export * as training from './train/index.js';
 export * as formats from './formats/index.js';
 export { asyncRunner, syncRunner, type OpRunner } from './nn/runner.js';

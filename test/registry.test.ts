@@ -23,6 +23,9 @@ const required = [
   'gumbel_softmax',
   'kl_uniform',
   'image_transpose',
+  'qkv_split',
+  'heads_merge',
+  'dalle_embed',
 ];
 // Ops with no gradient by nature: optimizer steps, random draws, casts, mask construction.
 const standalone = [
@@ -36,7 +39,10 @@ const standalone = [
   'cast_f32_to_bf16',
   'cast_bf16_to_f32',
   'attention_mask',
+  'kv_cache_write',
 ];
+// Forward ops that only inference runs (the sampler's attention over its KV cache): no gradient is ever taken.
+const inferenceOnly = ['attention_cached_forward'];
 
 // Backward variants that compute part of an op's gradients (the part a caller needs).
 const partialBackward = ['conv2d_backward_weights'];
@@ -49,12 +55,14 @@ test('every required op is registered with forward and backward', (t) => {
   }
   for (const op of standalone) t.true(names.has(op), `${op} is registered`);
   for (const op of partialBackward) t.true(names.has(op), `${op} is registered`);
+  for (const op of inferenceOnly) t.true(names.has(op), `${op} is registered`);
 });
 
 test('every registered forward has its backward, and nothing is unaccounted for', (t) => {
   const names = ops.opNames();
   for (const n of names) {
-    if (n.endsWith('_forward')) t.true(names.includes(n.replace(/_forward$/, '_backward')), `${n} has a backward`);
+    if (inferenceOnly.includes(n)) t.false(names.includes(n.replace(/_forward$/, '_backward')), `${n} is inference-only`);
+    else if (n.endsWith('_forward')) t.true(names.includes(n.replace(/_forward$/, '_backward')), `${n} has a backward`);
     else if (n.endsWith('_backward')) t.true(names.includes(n.replace(/_backward$/, '_forward')), `${n} has a forward`);
     else if (partialBackward.includes(n)) t.true(names.includes(n.replace(/_backward_\w+$/, '_backward')), `${n} has a full backward`);
     else t.true(standalone.includes(n), `${n} is a known standalone op`);

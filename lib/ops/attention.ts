@@ -51,7 +51,8 @@ export function convHalfWidth(grid: number): number {
   return Math.max(1, Math.floor((5 * grid + 16) / 32));
 }
 
-function maskCode(kind: AttentionMaskKind): number {
+/** The native code of a mask kind (the `mask` attribute of every attention op). */
+export function maskCode(kind: AttentionMaskKind): number {
   const code = MASK_CODES[kind];
   // Unknown strings go to native as -1 so the error comes from the same validation as any other.
   return code === undefined ? -1 : code;
@@ -108,10 +109,22 @@ export function attentionDenseBackward(
 /**
  * The mask the sparse kernels apply, materialised: i32 [S, S], 1 where query row may see key
  * column. Same layout as the kernels (so `'column'` is block-diagonal: the transposed layout).
+ * With `raster: true`, the mask in raster order instead, as the KV-cache decoder
+ * (`attentionCached`, ops/transformer) applies it: identical except for `'column'`, where an
+ * image query sees the image keys j with (i − j) mod grid = 0.
  */
-export function attentionMask(seqLen: number, pattern: AttentionPattern, opts: { device?: 'cpu' | 'cuda' } = {}): Tensor {
+export function attentionMask(
+  seqLen: number,
+  pattern: AttentionPattern,
+  opts: { device?: 'cpu' | 'cuda'; raster?: boolean } = {},
+): Tensor {
   using like = Tensor.zeros([seqLen], { dtype: 'i32', device: opts.device ?? 'cpu' });
-  return runOp1('attention_mask', [like], { mask: maskCode(pattern.mask), text_len: pattern.textLen, grid: pattern.grid });
+  return runOp1('attention_mask', [like], {
+    mask: maskCode(pattern.mask),
+    text_len: pattern.textLen,
+    grid: pattern.grid,
+    raster: opts.raster === undefined ? undefined : opts.raster ? 1 : 0,
+  });
 }
 
 /**

@@ -3,6 +3,7 @@ export * from './run.js';
 export * from './activation.js';
 export * from './matmul.js';
 export * from './attention.js';
+export * from './transformer.js';
 export * from './conv.js';
 export * from './elementwise.js';
 export * from './norm.js';

@@ -24,6 +24,8 @@ export interface TrainTask<B> {
   step(batch: B, grads: Arena, step: number, run: OpRunner): Promise<StepMetrics>;
   /** Examples in a batch, for the rate shown in progress. */
   batchSize(batch: B): number;
+  /** The loss on a held-out batch, without gradients (needed for `TrainerOptions.eval`). */
+  evalLoss?(batch: B, run: OpRunner): Promise<StepMetrics>;
 }
 
 export interface AdamWConfig {
@@ -43,6 +45,8 @@ export interface TrainProgress {
   gradNorm: number;
   /** Updates skipped because the gradient was not finite. */
   skippedSteps: number;
+  /** The latest held-out metrics (means over the eval batches), when `eval` is set and has run. */
+  evalMetrics?: StepMetrics;
   elapsedSeconds: number;
   stepsPerSecond: number;
   examplesPerSecond: number;
@@ -70,6 +74,11 @@ export interface TrainerOptions<B> {
   onProgress?: (p: TrainProgress) => void;
   /** Progress every this many updates (and at the last). Default 10. */
   progressEvery?: number;
+  /**
+   * Held-out evaluation: every `every` updates (and after the last) the mean of the task's evalLoss over the batches
+   * `data()` yields; reported in progress and the result. The batches should be a fixed set, so figures compare.
+   */
+  eval?: { every: number; data: () => AsyncIterable<B> };
   /** Where to save checkpoints; with `every`, also every that many updates. One is always written at the end or on abort. */
   checkpoint?: { path: string; every?: number };
   /** Continue from this checkpoint (written by a trainer of the same task and config). */
@@ -83,6 +92,8 @@ export interface TrainResult {
   steps: number;
   stopped: 'done' | 'aborted';
   metrics: StepMetrics | null;
+  /** The last held-out metrics, when `eval` was set. */
+  evalMetrics: StepMetrics | null;
   skippedSteps: number;
   checkpoint: string | null;
   /**
@@ -130,6 +141,7 @@ function checkOptions<B>(o: TrainerOptions<B>): void {
   if (o.emaDecay != null && !(o.emaDecay >= 0 && o.emaDecay < 1)) bad(`emaDecay must be in [0, 1), got ${o.emaDecay}`);
   if (o.clipGradNorm != null && !(o.clipGradNorm > 0)) bad(`clipGradNorm must be > 0, got ${o.clipGradNorm}`);
   if (o.progressEvery !== undefined && !(Number.isInteger(o.progressEvery) && o.progressEvery > 0)) bad('progressEvery must be a positive integer');
+  if (o.eval !== undefined && !(Number.isInteger(o.eval.every) && o.eval.every > 0 && typeof o.eval.data === 'function')) bad('eval must be { every: a positive integer, data: a function returning batches }');
   if (o.checkpoint?.every !== undefined && !(Number.isInteger(o.checkpoint.every) && o.checkpoint.every > 0)) bad('checkpoint.every must be a positive integer');
 }
 
@@ -173,6 +185,7 @@ class BatchStream<B> {
 /** Runs `task` for `options.steps` updates; resolves (does not reject) when aborted, after writing a checkpoint. */
 export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): Promise<TrainResult> {
   checkOptions(options);
+  if (options.eval && !task.evalLoss) throw new DalleError('E_INVALID_ARGUMENT', `trainer: the ${task.kind} task cannot evaluate held-out batches`);
   const run = options.run ?? asyncRunner;
   const adam = { ...ADAM_DEFAULTS, ...options.adam };
   const every = options.progressEvery ?? 10;
@@ -184,6 +197,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
   let step = progressState.step;
   let skipped = progressState.skippedSteps;
   let metrics: StepMetrics | null = null;
+  let evalMetrics: StepMetrics | null = null;
   let stopped: TrainResult['stopped'] = 'done';
   let checkpoint: string | null = null;
   const save = async (): Promise<void> => {
@@ -219,6 +233,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
         skipped++;
       }
       step++;
+      if (options.eval && (step % options.eval.every === 0 || step === options.steps)) evalMetrics = await evaluate(task, options.eval.data(), run);
       if (options.onProgress && (step % every === 0 || step === options.steps)) {
         const elapsed = (performance.now() - t0) / 1000;
         const rate = (step - firstStep) / elapsed;
@@ -230,6 +245,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
           lr,
           gradNorm,
           skippedSteps: skipped,
+          ...(evalMetrics ? { evalMetrics } : {}),
           elapsedSeconds: elapsed,
           stepsPerSecond: rate,
           examplesPerSecond: examples / elapsed,
@@ -242,13 +258,29 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
   } finally {
     await data.close();
   }
-  return { steps: step, stopped, metrics, skippedSteps: skipped, checkpoint, ema: state.ema?.flat.toFloat32Array() ?? null };
+  return { steps: step, stopped, metrics, evalMetrics, skippedSteps: skipped, checkpoint, ema: state.ema?.flat.toFloat32Array() ?? null };
 }
 
 /** The learning rate of update `step` (0-based): the cosine schedule, scaled down during the warm-up. */
 export function learningRateAt(o: Pick<TrainerOptions<unknown>, 'lr' | 'lrWarmupSteps'>, step: number): number {
   const warmup = o.lrWarmupSteps ?? 0;
   return cosineAt(o.lr, step) * (step < warmup ? (step + 1) / warmup : 1);
+}
+
+/** Means of the task's held-out metrics over `batches`, weighted by batch size. */
+async function evaluate<B>(task: TrainTask<B>, batches: AsyncIterable<B>, run: OpRunner): Promise<StepMetrics> {
+  const sums: Record<string, number> = {};
+  let examples = 0;
+  for await (const batch of batches) {
+    const n = task.batchSize(batch);
+    const m = await task.evalLoss!(batch, run);
+    for (const [k, v] of Object.entries(m)) sums[k] = (sums[k] ?? 0) + n * v;
+    examples += n;
+  }
+  if (examples === 0) throw new DalleError('E_INVALID_ARGUMENT', 'trainer: the eval data yielded no batches');
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(sums)) out[k] = v / examples;
+  return out as StepMetrics;
 }
 
 /** The gradient's global L2 norm, clipping in place when `maxNorm` is set. */

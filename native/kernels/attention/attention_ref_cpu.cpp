@@ -1,6 +1,7 @@
 // The references the sparse kernels are tested against: dense masked attention (full S×S score
-// matrix, explicit i32 mask) and the op that materialises the mask the sparse kernels use. Also
-// the raster <-> column-major image permutation for column layers.
+// matrix, explicit i32 mask) and the op that materialises the mask the sparse kernels use (or,
+// with raster = 1, the raster-order mask the KV-cache decoder uses). Also the raster <->
+// column-major image permutation for column layers.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -187,13 +188,47 @@ Status run_dense_backward(OpArgs& a) {
   return Status::Ok();
 }
 
+// The raster-order mask (attn_allowed_raster: the KV-cache decoder's), built from the runs
+// attention_cached_forward iterates and checked against the predicate the same way.
+Status attention_mask_raster_cpu(int32_t* mask, int64_t S, const AttnPattern& pat) {
+  const int64_t cap = attn_max_key_runs(pat);
+  const int64_t slots = attn_detail::worker_slots(S);
+  std::vector<AttnKeyRun> runs(static_cast<size_t>(slots * cap));
+  std::atomic<int64_t> mismatch{-1};
+  for_each_task(S, slots, [&](int64_t slot, int64_t i) {
+    int32_t* row = mask + i * S;
+    std::memset(row, 0, sizeof(int32_t) * S);
+    AttnKeyRun* r = runs.data() + slot * cap;
+    const int64_t n = attn_key_runs_raster(pat, i, r);
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = r[k].begin; j < r[k].end; j += r[k].step) row[j] = 1;
+    for (int64_t j = 0; j < S; ++j)
+      if ((row[j] != 0) != attn_allowed_raster(pat, i, j)) mismatch.store(i * S + j);
+  });
+  if (mismatch.load() >= 0)
+    return make_status(StatusCode::kInternal,
+                       "attention_mask: raster key runs and predicate disagree at query %lld, key %lld",
+                       static_cast<long long>(mismatch.load() / S), static_cast<long long>(mismatch.load() % S));
+  return Status::Ok();
+}
+
+// Optional `raster`: 0 (default) the kernels' layout, 1 raster order (differs for column only).
+Status read_raster(const OpArgs& a, bool* raster) {
+  int64_t r = 0;
+  if (a.attrs.has("raster")) DALLE_RETURN_IF_ERROR(a.attrs.get_int(a.op, "raster", 0, 1, &r));
+  *raster = r != 0;
+  return Status::Ok();
+}
+
 // like: i32 [S], a shape and device carrier only.
 Status infer_mask(OpArgs& a) {
   DALLE_RETURN_IF_ERROR(expect_dtype(a.op, "like", a.in[0], DType::kI32));
   DALLE_RETURN_IF_ERROR(expect_rank(a.op, "like", a.in[0], 1));
   const int64_t S = a.in[0].shape[0];
   AttnPattern p{};
+  bool raster = false;
   DALLE_RETURN_IF_ERROR(attn_detail::read_pattern(a, S, &p));
+  DALLE_RETURN_IF_ERROR(read_raster(a, &raster));
   a.out = {out_spec(DType::kI32, {S, S})};
   return Status::Ok();
 }
@@ -201,7 +236,10 @@ Status infer_mask(OpArgs& a) {
 Status run_mask(OpArgs& a) {
   const int64_t S = a.in[0].shape[0];
   AttnPattern p{};
+  bool raster = false;
   DALLE_RETURN_IF_ERROR(attn_detail::read_pattern(a, S, &p));
+  DALLE_RETURN_IF_ERROR(read_raster(a, &raster));
+  if (raster) return attention_mask_raster_cpu(a.out[0].i32(), S, p);
   return attention_mask_cpu(a.out[0].i32(), S, p.kind, p.text_len, p.grid);
 }
 
