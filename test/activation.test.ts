@@ -1,6 +1,6 @@
 import test from 'ava';
 
-import { Tensor, ops } from '../lib/index.js';
+import { Tensor, ops, setSimdLevel } from '../lib/index.js';
 import { assertClose, badInputBattery, gradcheck, nanBattery, randomArray, rng } from './helpers/gradcheck.js';
 
 const geluRef = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
@@ -11,6 +11,31 @@ test('gelu forward matches the tanh formula', (t) => {
   using xt = Tensor.from(x, [17, 61]);
   using y = ops.gelu(xt);
   assertClose(t, y.toFloat32Array(), Array.from(x, geluRef), { what: 'gelu', atol: 1e-6, rtol: 1e-5, seed });
+});
+
+const geluGradRef = (x: number) => {
+  const k = Math.sqrt(2 / Math.PI);
+  const t = Math.tanh(k * (x + 0.044715 * x ** 3));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x);
+};
+
+test('gelu forward and backward match the tanh formula at every SIMD level, extremes included', (t) => {
+  const seed = 12;
+  const x = Float32Array.from([...randomArray(rng(seed), 3001, -8, 8), 0, -0, 30, -30, 1e-20, -1e-20, 88, -88, 1e6, -1e6]);
+  const dy = randomArray(rng(seed + 1), x.length);
+  try {
+    for (const level of ['scalar', 'avx2-fma', 'avx512'] as const) {
+      setSimdLevel(level);
+      using xt = Tensor.from(x, [x.length]);
+      using dyt = Tensor.from(dy, [x.length]);
+      using y = ops.gelu(xt);
+      using dx = ops.geluBackward(xt, dyt);
+      assertClose(t, y.toFloat32Array(), Array.from(x, geluRef), { what: `gelu (${level})`, atol: 1e-6, rtol: 1e-5, seed });
+      assertClose(t, dx.toFloat32Array(), Array.from(x, (v, i) => geluGradRef(v) * dy[i]!), { what: `gelu backward (${level})`, atol: 1e-6, rtol: 1e-5, seed });
+    }
+  } finally {
+    setSimdLevel(null);
+  }
 });
 
 test('relu forward', (t) => {

@@ -3,34 +3,18 @@
 #include <cmath>
 
 #include "../common.h"
+#include "gelu_rows.h"
 
 namespace dalle {
 
-namespace {
-constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2/pi)
-constexpr float kGeluCube = 0.044715f;
-}  // namespace
-
 void gelu_forward_cpu(float* out, const float* inp, int64_t n) {
-  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float x = inp[i];
-      out[i] = 0.5f * x * (1.0f + std::tanh(kGeluScale * (x + kGeluCube * x * x * x)));
-    }
-  });
+  const GeluKernels& k = gelu_kernels();
+  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) { k.forward(out + b, inp + b, e - b); });
 }
 
 void gelu_backward_cpu(float* dinp, const float* inp, const float* dout, int64_t n) {
-  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float x = inp[i];
-      float u = kGeluScale * (x + kGeluCube * x * x * x);
-      float t = std::tanh(u);
-      float sech2 = 1.0f - t * t;
-      float grad = 0.5f * (1.0f + t) + 0.5f * x * sech2 * kGeluScale * (1.0f + 3.0f * kGeluCube * x * x);
-      dinp[i] = grad * dout[i];
-    }
-  });
+  const GeluKernels& k = gelu_kernels();
+  parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) { k.backward(dinp + b, inp + b, dout + b, e - b); });
 }
 
 void relu_forward_cpu(float* out, const float* inp, int64_t n) {
