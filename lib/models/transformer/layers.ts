@@ -8,11 +8,9 @@
  */
 import { Tensor } from '../../tensor.js';
 import { disposeAll, type OpRunner, run1 } from '../../nn/runner.js';
-import type { AttentionMaskKind } from '../../ops/attention.js';
+import { type AttentionMaskKind, maskCode } from '../../ops/attention.js';
 import type { TensorTable } from '../dvae/network.js';
 import type { SequenceLayout, TransformerConfig } from './config.js';
-
-const MASK_CODES: Record<AttentionMaskKind, number> = { causal: 0, row: 1, column: 2, conv: 3 };
 
 /** What every layer function needs besides its tensors. */
 export interface LayerContext {
@@ -100,7 +98,7 @@ function disposeBlockCache(c: Partial<BlockCache>): void {
 }
 
 function attnAttrs(ctx: LayerContext, mask: AttentionMaskKind): Record<string, number> {
-  return { mask: MASK_CODES[mask], text_len: ctx.seq.prefixLen, grid: ctx.seq.grid };
+  return { mask: maskCode(mask), text_len: ctx.seq.prefixLen, grid: ctx.seq.grid };
 }
 
 /** Permutes [B, H, S, D]'s image part between raster and column-major order (its own inverse on a square grid). */

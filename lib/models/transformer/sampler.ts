@@ -8,14 +8,12 @@
  */
 import { DalleError, throwIfAborted } from '../../errors.js';
 import { asyncRunner, disposeAll, type OpRunner, run1 } from '../../nn/runner.js';
-import type { AttentionMaskKind } from '../../ops/attention.js';
+import { type AttentionMaskKind, maskCode } from '../../ops/attention.js';
 import { mulberry32 } from '../../rng.js';
 import { Tensor } from '../../tensor.js';
 import { layerMask } from './config.js';
 import { embed, headForward, type LayerContext, linear } from './layers.js';
 import type { DalleTransformer } from './model.js';
-
-const MASK_CODES: Record<AttentionMaskKind, number> = { causal: 0, row: 1, column: 2, conv: 3 };
 
 /** Feeds tokens to the model incrementally, keeping each layer's keys and values. */
 export class IncrementalDecoder implements Disposable {
@@ -85,7 +83,7 @@ export class IncrementalDecoder implements Disposable {
           await run('kv_cache_write', [this.#values[l]!, v!], { pos });
           using att = await run1(run, 'attention_cached_forward', [q!, this.#keys[l]!, this.#values[l]!], {
             pos,
-            mask: MASK_CODES[this.#masks[l]!],
+            mask: maskCode(this.#masks[l]!),
             text_len: this.model.seq.prefixLen,
             grid: this.model.seq.grid,
           });
