@@ -4,7 +4,7 @@
  * detector. Prints and writes benchmarks/results/transformer-shapes<tag>.json and a sheet of samples (PNG).
  *
  *   node --import tsx benchmarks/transformer/shapes.ts --dvae weights/shapes32-dvae.safetensors
- *        [--steps 1500] [--batch 16] [--lr 1e-3] [--warmup 100] [--scenes 8000] [--layers 4] [--width 128]
+ *        [--steps 3000] [--batch 16] [--lr 2e-3] [--warmup 100] [--scenes 16000] [--layers 4] [--width 128]
  *        [--capabilities single] [--samples 4] [--top-k 0] [--temperature 1] [--seed 1] [--async] [--tag name]
  *        [--out model.safetensors] [--load model.safetensors]
  *
@@ -37,10 +37,10 @@ const argStr = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
-const STEPS = arg('--steps', 1500);
+const STEPS = arg('--steps', 3000);
 const BATCH = arg('--batch', 16);
-const LR = arg('--lr', 1e-3);
-const SCENES = arg('--scenes', 8000);
+const LR = arg('--lr', 2e-3);
+const SCENES = arg('--scenes', 16000);
 const SAMPLES = arg('--samples', 4);
 const SEED = arg('--seed', 1);
 const CAPS = (argStr('--capabilities') ?? 'single').split(',') as Capability[];
