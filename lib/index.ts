@@ -8,6 +8,7 @@ export * as tokenizer from './tokenizer/index.js';
 export * as data from './data/index.js';
 export * as dvae from './models/dvae/index.js';
 export * as transformer from './models/transformer/index.js';
+export * as clip from './models/clip/index.js';
 export * as training from './train/index.js';
 export * as formats from './formats/index.js';
 export { asyncRunner, syncRunner, type OpRunner } from './nn/runner.js';

@@ -83,3 +83,55 @@ test('CLIP model gradients match finite differences of its loss', async (t) => {
     grads.forEach((g) => g.dispose());
   }
 });
+
+test('rerank orders images by CLIP similarity, independent of the scoring batch; weights round-trip', async (t) => {
+  const { rerank, cosineMatrix, saveClip, loadClip } = await import('../lib/models/clip/index.js');
+  using clip = Clip.create({ textLen: 4, textVocab: 9, textLayers: 1, textWidth: 16, textHeads: 1, imageSize: 8, imageWidth: 8, imageGroups: 2, imageFeatures: 12, embedDim: 6 }, { seed: 5 });
+  const rand = rng(9);
+  const n = 7;
+  const images = Uint8Array.from({ length: n * 8 * 8 * 3 }, () => Math.floor(rand() * 256));
+  const text = Int32Array.from([3, 1, -1, -1]);
+  const cos = cosineMatrix(await clip.encodeText(text, syncRunner), await clip.encodeImages(images, syncRunner), 6);
+  const expected = Array.from({ length: n }, (_, i) => i).sort((a, b) => cos[b]! - cos[a]!);
+  const all = await rerank(clip, text, images, n, { batch: 3, run: syncRunner });
+  t.deepEqual(all.order, expected);
+  for (let r = 1; r < n; r++) t.true(all.scores[r - 1]! >= all.scores[r]!);
+  const top2 = await rerank(clip, text, images, 2, { batch: 64, run: syncRunner });
+  t.deepEqual(top2.order, expected.slice(0, 2));
+  t.true(Math.abs(top2.scores[0]! - cos[expected[0]!]!) < 1e-6);
+  await t.throwsAsync(() => rerank(clip, text, images, 0), { message: /keep/ });
+  await t.throwsAsync(() => rerank(clip, Int32Array.from([1, 2]), images, 1), { message: /4 slots/ });
+
+  const path = `${process.env.TMPDIR ?? '/tmp'}/clip-io-${process.pid}.safetensors`;
+  await saveClip(clip, path);
+  const { model } = loadClip(path);
+  using copy = model;
+  t.deepEqual(copy.params.flat.toFloat32Array(), clip.params.flat.toFloat32Array());
+});
+
+test('the reranking pipeline keeps the best of n by CLIP score, the same for any batch size', async (t) => {
+  const { generateReranked, cosineMatrix } = await import('../lib/models/clip/index.js');
+  const { DalleTransformer } = await import('../lib/models/transformer/model.js');
+  const { Dvae } = await import('../lib/models/dvae/model.js');
+  const { trainBpe } = await import('../lib/tokenizer/train.js');
+  const tokenizer = trainBpe(['a red circle', 'a blue square', 'a red square'], { vocabSize: 270 });
+  using transformer = DalleTransformer.create({ layers: 1, width: 16, heads: 1, textLen: 4, textVocab: 270, imageVocab: 512, grid: 16 }, { seed: 3 });
+  using dvae = Dvae.create('small32', { seed: 1 });
+  using clip = Clip.create({ textLen: 4, textVocab: 270, textLayers: 1, textWidth: 16, textHeads: 1, imageSize: 32, imageWidth: 8, imageGroups: 2, imageFeatures: 12, embedDim: 6 }, { seed: 5 });
+  const p = { transformer, tokenizer, dvae, clip };
+  const a = await generateReranked(p, 'a red circle', { n: 5, keep: 2, batch: 2, seed: 4, run: syncRunner });
+  const b = await generateReranked(p, 'a red circle', { n: 5, keep: 2, batch: 5, seed: 4, run: syncRunner });
+  t.deepEqual(a.indices, b.indices);
+  t.deepEqual(a.scores, b.scores);
+  t.deepEqual(a.images, b.images);
+  t.is(a.images.length, 2 * 32 * 32 * 3);
+  // The kept ones are the top two of all five samples by CLIP score.
+  const { generateImages } = await import('../lib/models/transformer/generate.js');
+  const all = await generateImages(transformer, dvae, tokenizer, Array<string>(5).fill('a red circle'), { seed: 4, run: syncRunner });
+  const { textSlots } = await import('../lib/models/transformer/train.js');
+  const cos = cosineMatrix(await clip.encodeText(textSlots(tokenizer, 'a red circle', 4), syncRunner), await clip.encodeImages(all.images, syncRunner), 6);
+  const order = [0, 1, 2, 3, 4].sort((x, y) => cos[y]! - cos[x]!);
+  t.deepEqual(a.indices, order.slice(0, 2));
+  t.deepEqual(a.images.subarray(0, 32 * 32 * 3), all.images.subarray(order[0]! * 3072, (order[0]! + 1) * 3072));
+  await t.throwsAsync(() => generateReranked(p, 'x', { n: 2, keep: 3 }), { message: /keep/ });
+});

@@ -144,8 +144,13 @@ export interface GenerateProgress {
 }
 
 export interface GenerateOptions extends SamplingOptions {
-  /** Key of the sampling streams: sample b of a call draws from stream (seed, b). Default 0. */
+  /** Key of the sampling streams: sample b of a call draws from stream (seed, streamOffset + b). Default 0. */
   seed?: number;
+  /**
+   * First stream of this call (default 0): drawing n samples as several calls with offsets 0, k, 2k, … gives the
+   * same samples as one call, so results do not depend on the batch size.
+   */
+  streamOffset?: number;
   /**
    * Image completion: codes of B images (or of one, used for all), W² each, whose first `rows` rows are kept and the
    * rest sampled. `rows` defaults to the paper's image-to-image prompts, the top 15 of 32 rows scaled to the grid
@@ -270,7 +275,9 @@ export async function generateCodes(model: DalleTransformer, text: Int32Array, o
       first[b * promptLen + T + 1 + i] = textSide + c;
     }
   }
-  const rngs = Array.from({ length: B }, (_, b) => mulberry32(mixSeed(seed, b)));
+  const streamOffset = options.streamOffset ?? 0;
+  if (!(Number.isInteger(streamOffset) && streamOffset >= 0)) throw new DalleError('E_INVALID_ARGUMENT', `streamOffset must be an integer ≥ 0, got ${String(streamOffset)}`);
+  const rngs = Array.from({ length: B }, (_, b) => mulberry32(mixSeed(seed, streamOffset + b)));
   using decoder = new IncrementalDecoder(model, B, options.run ?? asyncRunner);
   const t0 = performance.now();
   let ids = first;
