@@ -86,7 +86,7 @@ test('CLIP model gradients match finite differences of its loss', async (t) => {
 
 test('rerank orders images by CLIP similarity, independent of the scoring batch; weights round-trip', async (t) => {
   const { rerank, cosineMatrix, saveClip, loadClip } = await import('../lib/models/clip/index.js');
-  using clip = Clip.create({ textLen: 4, textVocab: 9, textLayers: 1, textWidth: 16, textHeads: 1, imageSize: 8, imageWidth: 8, imageGroups: 2, imageFeatures: 12, embedDim: 6 }, { seed: 5 });
+  using clip = Clip.create({ textLen: 4, textVocab: 300, textLayers: 1, textWidth: 16, textHeads: 1, imageSize: 8, imageWidth: 8, imageGroups: 2, imageFeatures: 12, embedDim: 6 }, { seed: 5 });
   const rand = rng(9);
   const n = 7;
   const images = Uint8Array.from({ length: n * 8 * 8 * 3 }, () => Math.floor(rand() * 256));
@@ -99,6 +99,11 @@ test('rerank orders images by CLIP similarity, independent of the scoring batch;
   const top2 = await rerank(clip, text, images, 2, { batch: 64, run: syncRunner });
   t.deepEqual(top2.order, expected.slice(0, 2));
   t.true(Math.abs(top2.scores[0]! - cos[expected[0]!]!) < 1e-6);
+  const { trainBpe } = await import('../lib/tokenizer/train.js');
+  const tok = trainBpe(['a b c', 'a b'], { vocabSize: 300, minFrequency: 1 });
+  const { textSlots } = await import('../lib/models/transformer/train.js');
+  t.deepEqual(await rerank(clip, 'a b', images, 3, { tokenizer: tok, run: syncRunner }), await rerank(clip, textSlots(tok, 'a b', 4), images, 3, { run: syncRunner }));
+  await t.throwsAsync(() => rerank(clip, 'a b', images, 1), { message: /tokenizer/ });
   await t.throwsAsync(() => rerank(clip, text, images, 0), { message: /keep/ });
   await t.throwsAsync(() => rerank(clip, Int32Array.from([1, 2]), images, 1), { message: /4 slots/ });
 

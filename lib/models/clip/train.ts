@@ -5,9 +5,11 @@
 import type { Arena } from '../../engine.js';
 import { DalleError } from '../../errors.js';
 import { asyncRunner, type OpRunner } from '../../nn/runner.js';
+import type { BpeTokenizer } from '../../tokenizer/bpe.js';
 import type { CosineSchedule } from '../../train/schedule.js';
 import { type AdamWConfig, type StepMetrics, train, type TrainerOptions, type TrainResult, type TrainTask } from '../../train/trainer.js';
 import { clipLoss, cosineMatrix } from './loss.js';
+import { textSlots } from '../transformer/train.js';
 import type { Clip } from './model.js';
 
 export const CLIP_PAPER_ADAM: AdamWConfig = { beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.2 };
@@ -86,11 +88,22 @@ export interface RerankResult {
 }
 
 /**
- * Orders images [n, S, S, 3] by CLIP similarity to one caption's text slots [T] and keeps the best `keep`; ties keep
- * the earlier image. Images are encoded `batch` at a time.
+ * Orders images [n, S, S, 3] by CLIP similarity to a prompt (a string, encoded with `options.tokenizer`, or its text
+ * slots [T]) and keeps the best `keep`; ties keep the earlier image. Images are encoded `batch` at a time.
  */
-export async function rerank(model: Clip, text: Int32Array, images: Uint8Array, keep: number, options: { batch?: number; run?: OpRunner } = {}): Promise<RerankResult> {
+export async function rerank(
+  model: Clip,
+  prompt: string | Int32Array,
+  images: Uint8Array,
+  keep: number,
+  options: { batch?: number; run?: OpRunner; tokenizer?: BpeTokenizer } = {},
+): Promise<RerankResult> {
   const { textLen: T, imageSize: S, embedDim: E } = model.config;
+  let text: Int32Array;
+  if (typeof prompt === 'string') {
+    if (!options.tokenizer) throw new DalleError('E_INVALID_ARGUMENT', 'rerank: a text prompt needs options.tokenizer (CLIP’s BPE tokenizer)');
+    text = textSlots(options.tokenizer, prompt, T);
+  } else text = prompt;
   if (text.length !== T) throw new DalleError('E_INVALID_ARGUMENT', `rerank: text must be one caption's ${T} slots`);
   const per = S * S * 3;
   if (images.length === 0 || images.length % per !== 0) throw new DalleError('E_INVALID_ARGUMENT', `rerank: images must be uint8 [n, ${S}, ${S}, 3]`);
