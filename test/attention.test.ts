@@ -2,6 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 
 import { Tensor, ops } from '../lib/index.js';
 import type { AttentionGrads, AttentionMaskKind, AttentionOptions, AttentionResult } from '../lib/ops/attention.js';
+import { specAllowed, specMask } from './helpers/masks.js';
 import { assertClose, assertDalleError, badInputBattery, gradcheck, nanBattery, randomArray, rng } from './helpers/gradcheck.js';
 
 const KINDS: AttentionMaskKind[] = ['causal', 'row', 'column', 'conv'];
@@ -11,37 +12,6 @@ const KINDS: AttentionMaskKind[] = ['causal', 'row', 'column', 'conv'];
 /** Raster cell index <-> column-major index (a square transpose: its own inverse). */
 const transposeIndex = (i: number, W: number) => W * (i % W) + Math.floor(i / W);
 
-/**
- * The spec's rule for key k of query q. `layout` 'kernel' is what the op computes (column mode in
- * the transposed layout: blocks of W); 'raster' is the column mask as the paper states it.
- */
-function specAllowed(kind: AttentionMaskKind, T: number, W: number, q: number, k: number, layout: 'kernel' | 'raster'): boolean {
-  if (k > q) return false;
-  if (k < T) return true;
-  const i = q - T;
-  const j = k - T;
-  const d = i - j;
-  switch (kind) {
-    case 'causal':
-      return true;
-    case 'row':
-      return d <= W;
-    case 'column':
-      return layout === 'kernel' ? Math.floor(i / W) === Math.floor(j / W) : d % W === 0;
-    case 'conv': {
-      const h = ops.convHalfWidth(W);
-      if (d <= h) return true;
-      for (let dr = 1; dr <= h; dr++) for (let dc = -h; dc <= h; dc++) if (d === W * dr + dc) return true;
-      return false;
-    }
-  }
-}
-
-function specMask(kind: AttentionMaskKind, T: number, W: number, S: number, layout: 'kernel' | 'raster'): Int32Array {
-  const m = new Int32Array(S * S);
-  for (let q = 0; q < S; q++) for (let k = 0; k < S; k++) m[q * S + k] = specAllowed(kind, T, W, q, k, layout) ? 1 : 0;
-  return m;
-}
 
 /** Dense masked attention in double precision: out [BH, S, D], lse [BH, S]. */
 function denseRef(q: Float32Array, k: Float32Array, v: Float32Array, mask: Int32Array, BH: number, S: number, D: number, scale: number) {

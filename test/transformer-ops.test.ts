@@ -8,6 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 
 import { DalleError, Tensor, buildInfo, loadAddon, ops } from '../lib/index.js';
 import type { AttentionMaskKind } from '../lib/ops/attention.js';
+import { specAllowed, specMask } from './helpers/masks.js';
 import { assertClose, assertDalleError, badInputBattery, nanBattery, randomArray, rng } from './helpers/gradcheck.js';
 
 const KINDS: AttentionMaskKind[] = ['causal', 'row', 'column', 'conv'];
@@ -213,34 +214,6 @@ test('kv_cache_write: declared as mutating the cache, bad inputs rejected', (t) 
 
 // ---- attention against the cache ---------------------------------------------------------------
 
-/** The raster-order rule of DALLE-SPEC.md §2 (column: (i − j) mod W == 0), for key k of query q. */
-function rasterAllowed(kind: AttentionMaskKind, T: number, W: number, q: number, k: number): boolean {
-  if (k > q) return false;
-  if (k < T) return true;
-  const i = q - T;
-  const j = k - T;
-  const d = i - j;
-  switch (kind) {
-    case 'causal':
-      return true;
-    case 'row':
-      return d <= W;
-    case 'column':
-      return d % W === 0;
-    case 'conv': {
-      const h = ops.convHalfWidth(W);
-      if (d <= h) return true;
-      for (let dr = 1; dr <= h; dr++) for (let dc = -h; dc <= h; dc++) if (d === W * dr + dc) return true;
-      return false;
-    }
-  }
-}
-
-function rasterMaskRef(kind: AttentionMaskKind, T: number, W: number, S: number): Int32Array {
-  const m = new Int32Array(S * S);
-  for (let q = 0; q < S; q++) for (let k = 0; k < S; k++) m[q * S + k] = rasterAllowed(kind, T, W, q, k) ? 1 : 0;
-  return m;
-}
 
 test('attention_mask raster: 1 equals the raster-order spec predicate for every kind', (t) => {
   let checked = 0;
@@ -252,7 +225,7 @@ test('attention_mask raster: 1 equals the raster-order spec predicate for every 
           using m = ops.attentionMask(S, { mask: kind, textLen: T, grid: W }, { raster: true });
           t.deepEqual(m.shape, [S, S]);
           const got = m.toInt32Array();
-          const want = rasterMaskRef(kind, T, W, S);
+          const want = specMask(kind, T, W, S, 'raster');
           const bad = got.findIndex((x, i) => x !== want[i]);
           t.is(bad, -1, `raster ${kind} W=${W} T=${T} nImg=${nImg}: first mismatch at query ${Math.floor(bad / S)}, key ${bad % S}`);
           // Only the column mask depends on the layout.
@@ -409,7 +382,7 @@ test('attention_cached matches a double-precision JS reference (explicit scale, 
   const rand = rng(seed);
   const [qa, ka, va] = [0, 1, 2].map(() => randomArray(rand, BH * S * D, -2, 2)) as [Float32Array, Float32Array, Float32Array];
   for (const kind of KINDS) {
-    const ref = attentionRef(qa, ka, va, BH, S, D, 0.6, (i, j) => rasterAllowed(kind, T, W, i, j));
+    const ref = attentionRef(qa, ka, va, BH, S, D, 0.6, (i, j) => specAllowed(kind, T, W, i, j, 'raster'));
     using kc = Tensor.from(ka, [1, BH, S, D]);
     using vc = Tensor.from(va, [1, BH, S, D]);
     // The last 5 queries, as a sampler that was handed a prefix would compute them.

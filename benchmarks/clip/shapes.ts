@@ -25,15 +25,8 @@ import { loadTransformer } from '../../lib/models/transformer/io.js';
 import { textSlots } from '../../lib/models/transformer/train.js';
 import { syncRunner } from '../../lib/nn/runner.js';
 import { trainBpe } from '../../lib/tokenizer/train.js';
+import { arg, argStr } from '../args.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const argStr = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
 const STEPS = arg('--steps', 1500);
 const BATCH = arg('--batch', 32);
 const N = arg('--n', 32);

@@ -33,15 +33,8 @@ import { saveDvae } from '../../lib/models/dvae/io.js';
 import { Dvae } from '../../lib/models/dvae/model.js';
 import { trainDvae } from '../../lib/models/dvae/train.js';
 import { asyncRunner, syncRunner } from '../../lib/nn/runner.js';
+import { arg, argStr } from '../args.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const argStr = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
 const DATA = argStr('--data') ?? 'shapes';
 const SIZE = DATA === 'emoji' ? 64 : arg('--size', 32);
 const STEPS = arg('--steps', 2000);

@@ -28,15 +28,8 @@ import { encodeDataset, textCodeBatches, trainTransformer } from '../../lib/mode
 import { loadTransformer, saveTransformer } from '../../lib/models/transformer/io.js';
 import { asyncRunner, syncRunner } from '../../lib/nn/runner.js';
 import { trainBpe } from '../../lib/tokenizer/train.js';
+import { arg, argStr } from '../args.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const argStr = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
 const STEPS = arg('--steps', 3000);
 const BATCH = arg('--batch', 16);
 const LR = arg('--lr', 2e-3);
