@@ -1,7 +1,9 @@
+import { rmSync } from 'node:fs';
+
 import test from 'ava';
 
 import { Tensor } from '../lib/index.js';
-import { Clip, clipParamSpecs } from '../lib/models/clip/model.js';
+import { checkClipConfig, Clip, CLIP_PRESETS, clipParamSpecs } from '../lib/models/clip/model.js';
 import { CLIP_INIT_LOG_SCALE, CLIP_MAX_LOGIT_SCALE, clipLoss } from '../lib/models/clip/loss.js';
 import { syncRunner } from '../lib/nn/runner.js';
 import { randomArray, rng } from './helpers/gradcheck.js';
@@ -52,8 +54,15 @@ test('the contrastive loss gradients match finite differences; the scale is capp
   t.throws(() => clipLoss(text, image.subarray(0, 5), E, 0), { message: /both be/ });
 });
 
-test('CLIP model gradients match finite differences of its loss', async (t) => {
-  using clip = Clip.create({ textLen: 4, textVocab: 9, textLayers: 2, textWidth: 16, textHeads: 2, imageSize: 8, imageWidth: 8, imageGroups: 2, imageFeatures: 12, embedDim: 6 }, { seed: 2 });
+const GRADCHECK_CONFIGS = {
+  conv: { textLen: 4, textVocab: 9, textLayers: 2, textWidth: 16, textHeads: 2, imageSize: 8, imageWidth: 8, imageGroups: 2, imageFeatures: 12, embedDim: 6 },
+  // 4 patches of 4×4, two heads of 4.
+  vit: { preset: 'shapes32-vit', textLen: 4, textVocab: 9, textLayers: 2, textWidth: 16, textHeads: 2, imageSize: 8, imageWidth: 8, imagePatch: 4, imageLayers: 2, imageHeads: 2, embedDim: 6 },
+} as const;
+
+for (const [encoder, config] of Object.entries(GRADCHECK_CONFIGS)) test(`CLIP model gradients match finite differences of its loss (${encoder} image encoder)`, async (t) => {
+  using clip = Clip.create(config, { seed: 2 });
+  t.is(clip.config.imageEncoder, encoder as 'conv' | 'vit');
   t.is(clip.params.get('logit_scale').toFloat32Array()[0], Math.fround(CLIP_INIT_LOG_SCALE));
   const B = 3;
   const rand = rng(7);
@@ -84,6 +93,52 @@ test('CLIP model gradients match finite differences of its loss', async (t) => {
   }
 });
 
+test('the ViT sees patches: moving whole patches moves nothing once positions are equal; moving pixels within one does', async (t) => {
+  using clip = Clip.create({ preset: 'shapes32-vit', textLen: 4, textVocab: 9, imageSize: 8, imageWidth: 8, imagePatch: 4, imageLayers: 2, imageHeads: 2, embedDim: 6 }, { seed: 4 });
+  // Equal position embeddings make the encoder a function of the set of patches: attention is bidirectional, the pool a mean.
+  clip.params.get('image.pos').write(new Float32Array(4 * 8).fill(0.3));
+  const rand = rng(11);
+  const image = Uint8Array.from({ length: 8 * 8 * 3 }, () => Math.floor(rand() * 256));
+  const at = (img: Uint8Array, y: number, x: number) => img.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3);
+  // Swap the top-left and bottom-right 4×4 patches.
+  const swapped = Uint8Array.from(image);
+  for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) {
+    at(swapped, y, x).set(at(image, y + 4, x + 4));
+    at(swapped, y + 4, x + 4).set(at(image, y, x));
+  }
+  // Swap two pixels that straddle a patch border (columns 3 and 4).
+  const straddled = Uint8Array.from(image);
+  at(straddled, 0, 3).set(at(image, 0, 4));
+  at(straddled, 0, 4).set(at(image, 0, 3));
+  const emb = await clip.encodeImages(Uint8Array.from([...image, ...swapped, ...straddled]), syncRunner);
+  const diff = (a: number, b: number) => Math.max(...Array.from({ length: 6 }, (_, i) => Math.abs(emb[a * 6 + i]! - emb[b * 6 + i]!)));
+  t.true(diff(0, 1) < 1e-5, `patch swap changed the embedding by ${diff(0, 1)}`);
+  t.true(diff(0, 2) > 1e-3, `a pixel swap across patches changed it by only ${diff(0, 2)}`);
+});
+
+test('CLIP configs: the encoder kind decides which fields are needed; mixing them is an error; a ViT round-trips', async (t) => {
+  using byDefault = Clip.create('shapes32');
+  t.deepEqual(byDefault.config, { ...CLIP_PRESETS[`shapes32-${byDefault.config.imageEncoder!}`] });
+  using vit = Clip.create('shapes32-vit');
+  t.is(vit.config.imageEncoder, 'vit');
+  t.throws(() => Clip.create({ preset: 'shapes32-vit', imagePatch: 5 }), { code: 'E_INVALID_ARGUMENT', message: /imageSize 32 is not a multiple of imagePatch 5/ });
+  t.throws(() => Clip.create({ preset: 'shapes32-vit', imageHeads: 3 }), { code: 'E_INVALID_ARGUMENT', message: /imageWidth 64 is not a multiple of imageHeads 3/ });
+  t.throws(() => Clip.create({ preset: 'shapes32-vit', imageGroups: 3 }), { code: 'E_INVALID_ARGUMENT', message: /imageGroups belongs to the conv/ });
+  t.throws(() => Clip.create({ preset: 'shapes32-conv', imageLayers: 0 }), { code: 'E_INVALID_ARGUMENT', message: /imageLayers belongs to the vit/ });
+  t.throws(() => Clip.create({ preset: 'shapes32-conv', imageEncoder: 'mlp' as 'vit' }), { code: 'E_INVALID_ARGUMENT', message: /'conv' or 'vit'/ });
+  t.throws(() => Clip.create('nope' as 'shapes32'), { code: 'E_INVALID_ARGUMENT', message: /unknown CLIP preset/ });
+  // Files written before the ViT existed have no imageEncoder: they are conv nets.
+  const { imageEncoder: _kind, ...legacy } = CLIP_PRESETS['shapes32-conv'];
+  t.is(checkClipConfig(legacy).imageEncoder, 'conv');
+  const { saveClip, loadClip } = await import('../lib/models/clip/io.js');
+  const path = `${process.env.TMPDIR ?? '/tmp'}/clip-vit-${process.pid}.safetensors`;
+  await saveClip(vit, path);
+  using copy = loadClip(path).model;
+  t.deepEqual(copy.config, vit.config);
+  t.deepEqual(copy.params.flat.toFloat32Array(), vit.params.flat.toFloat32Array());
+  rmSync(path, { force: true });
+});
+
 test('rerank orders images by CLIP similarity, independent of the scoring batch; weights round-trip', async (t) => {
   const { rerank, cosineMatrix, saveClip, loadClip } = await import('../lib/models/clip/index.js');
   using clip = Clip.create({ textLen: 4, textVocab: 300, textLayers: 1, textWidth: 16, textHeads: 1, imageSize: 8, imageWidth: 8, imageGroups: 2, imageFeatures: 12, embedDim: 6 }, { seed: 5 });
@@ -112,6 +167,7 @@ test('rerank orders images by CLIP similarity, independent of the scoring batch;
   const { model } = loadClip(path);
   using copy = model;
   t.deepEqual(copy.params.flat.toFloat32Array(), clip.params.flat.toFloat32Array());
+  rmSync(path, { force: true });
 });
 
 test('the reranking pipeline keeps the best of n by CLIP score, the same for any batch size', async (t) => {

@@ -3,6 +3,7 @@
  *
  *   node --import tsx benchmarks/clip/shapes.ts --transformer model.safetensors [--steps 1500] [--batch 32] [--lr 1e-3]
  *        [--scenes 20000] [--n 32] [--seeds 2] [--capabilities single] [--tag name] [--out clip.safetensors]
+ *        [--preset shapes32 | shapes32-conv | shapes32-vit] [--image-width W] [--image-layers L] [--image-patch P]
  *
  * Prints (and writes benchmarks/results/clip-shapes<tag>.json): text→image and image→text top-1 retrieval among 64
  * held-out pairs (of the trained scene kinds), then for each fixed single-object prompt and seed the detector's verdict on
@@ -17,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { checkCaption, evaluationPrompts, shapesExamples } from '../../lib/data/shapes/index.js';
 import type { Example } from '../../lib/data/types.js';
 import { saveClip } from '../../lib/models/clip/io.js';
-import { Clip } from '../../lib/models/clip/model.js';
+import { Clip, type ClipPreset } from '../../lib/models/clip/model.js';
 import { rerank, retrievalTop1, trainClip, type ClipBatch } from '../../lib/models/clip/train.js';
 import { loadDvae } from '../../lib/models/dvae/io.js';
 import { generateImages } from '../../lib/models/transformer/generate.js';
@@ -39,8 +40,20 @@ const CAPS = (argStr('--capabilities') ?? 'single').split(',') as Array<(typeof 
 
 const corpus = [...shapesExamples({ kind: 'shapes', size: 32, count: 4000, split: 'train', seed: 500, capabilities: [...ALL] })].map((e) => e.caption);
 const tok = trainBpe(corpus, { vocabSize: 512 });
-using clip = Clip.create('shapes32', { seed: 1 });
+const imageOverrides = Object.fromEntries(
+  (
+    [
+      ['imageWidth', '--image-width'],
+      ['imageLayers', '--image-layers'],
+      ['imagePatch', '--image-patch'],
+    ] as const
+  )
+    .filter(([, flag]) => argStr(flag) !== undefined)
+    .map(([key, flag]) => [key, arg(flag, 0)]),
+);
+using clip = Clip.create({ preset: (argStr('--preset') ?? 'shapes32') as ClipPreset, ...imageOverrides }, { seed: 1 });
 const T = clip.config.textLen;
+const imageParameters = [...clip.params.tensors].filter(([name]) => name.startsWith('image.')).reduce((n, [, t]) => n + t.size, 0);
 const train: Example[] = [...shapesExamples({ kind: 'shapes', size: 32, count: arg('--scenes', 20000), split: 'train', seed: 1, capabilities: [...CAPS] })];
 const pack = (examples: Example[], seed: number): ClipBatch => {
   const text = new Int32Array(examples.length * T);
@@ -55,7 +68,7 @@ async function* batches(epoch: number): AsyncGenerator<ClipBatch> {
   for (let start = 0; start + BATCH <= train.length; start += BATCH) yield pack(train.slice(start, start + BATCH), epoch * 1_000_003 + start);
 }
 const heldOut = pack([...shapesExamples({ kind: 'shapes', size: 32, count: 64, split: 'test', seed: 77, capabilities: [...CAPS] })], -1);
-console.log(`CLIP ${JSON.stringify(clip.config)}: ${(clip.parameterCount / 1e6).toFixed(2)}M parameters; ${train.length} pairs; ${cpus().length} cores; ${STEPS} updates of ${BATCH}`);
+console.log(`CLIP ${JSON.stringify(clip.config)}: ${(clip.parameterCount / 1e6).toFixed(2)}M parameters (image encoder ${(imageParameters / 1e6).toFixed(3)}M); ${train.length} pairs; ${cpus().length} cores; ${STEPS} updates of ${BATCH}`);
 let t0 = performance.now();
 const result = await trainClip(clip, {
   steps: STEPS,
@@ -105,6 +118,6 @@ if (transformerPath) {
 }
 const dir = join(root, 'benchmarks', 'results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, `clip-shapes${argStr('--tag') ?? ''}.json`), JSON.stringify({ argv: process.argv.slice(2), config: clip.config, steps: result.steps, clipSeconds, retrieval, evalMetrics: result.evalMetrics, rerank: rerankReport }, null, 2));
+writeFileSync(join(dir, `clip-shapes${argStr('--tag') ?? ''}.json`), JSON.stringify({ argv: process.argv.slice(2), config: clip.config, parameters: clip.parameterCount, imageParameters, steps: result.steps, clipSeconds, retrieval, evalMetrics: result.evalMetrics, rerank: rerankReport }, null, 2));
 const out = argStr('--out');
 if (out) await saveClip(clip, out, { tokenizer: tok });

@@ -97,8 +97,31 @@ function disposeBlockCache(c: Partial<BlockCache>): void {
   disposeAll(c.x, c.ln1?.y, c.ln1?.mean, c.ln1?.rstd, c.q, c.k, c.v, c.att, c.lse, c.merged, c.x1, c.ln2?.y, c.ln2?.mean, c.ln2?.rstd, c.fc, c.act);
 }
 
+/**
+ * A block's attention pattern: one of DALL·E's masks, or `'bidirectional'` (every position sees every other: CLIP's
+ * ViT image encoder). That one runs on the dense op with an all-ones mask: its sequences are short (64 patches), where
+ * the dense product is the whole work anyway.
+ */
+export type BlockMask = AttentionMaskKind | 'bidirectional';
+
 function attnAttrs(ctx: LayerContext, mask: AttentionMaskKind): Record<string, number> {
   return { mask: maskCode(mask), text_len: ctx.seq.prefixLen, grid: ctx.seq.grid };
+}
+
+function allVisible(S: number): Tensor {
+  return Tensor.from(new Int32Array(S * S).fill(1), [S, S], { dtype: 'i32' });
+}
+
+async function attentionForward(ctx: LayerContext, mask: BlockMask, q: Tensor, k: Tensor, v: Tensor): Promise<Tensor[]> {
+  if (mask !== 'bidirectional') return ctx.run('attention_forward', [q, k, v], attnAttrs(ctx, mask));
+  using ones = allVisible(q.shape[2]!);
+  return await ctx.run('attention_dense_forward', [q, k, v, ones]);
+}
+
+async function attentionBackward(ctx: LayerContext, mask: BlockMask, c: BlockCache, dAtt: Tensor): Promise<Tensor[]> {
+  if (mask !== 'bidirectional') return ctx.run('attention_backward', [c.q, c.k, c.v, c.att, c.lse, dAtt], attnAttrs(ctx, mask));
+  using ones = allVisible(c.q.shape[2]!);
+  return await ctx.run('attention_dense_backward', [c.q, c.k, c.v, ones, c.att, c.lse, dAtt]);
 }
 
 /** Permutes [B, H, S, D]'s image part between raster and column-major order (its own inverse on a square grid). */
@@ -118,7 +141,7 @@ function transposeImage(ctx: LayerContext, t: Tensor, forward: boolean): Promise
  * One block on x [B, S, C] (a full sequence from position 0). With `train`, returns the cache for
  * {@link blockBackward}, which then owns x; without, x stays the caller's.
  */
-export async function blockForward(ctx: LayerContext, layer: number, mask: AttentionMaskKind, x: Tensor, train: boolean): Promise<{ y: Tensor; cache?: BlockCache }> {
+export async function blockForward(ctx: LayerContext, layer: number, mask: BlockMask, x: Tensor, train: boolean): Promise<{ y: Tensor; cache?: BlockCache }> {
   const { run, config } = ctx;
   const [B, S, C] = x.shape as [number, number, number];
   const p = `blocks.${layer}`;
@@ -136,7 +159,7 @@ export async function blockForward(ctx: LayerContext, layer: number, mask: Atten
       [q, k, v] = [await transposeImage(ctx, q!, true), await transposeImage(ctx, k!, true), await transposeImage(ctx, v!, true)];
     }
     Object.assign(c, { q, k, v });
-    const [att, lse] = await run('attention_forward', [c.q!, c.k!, c.v!], attnAttrs(ctx, mask));
+    const [att, lse] = await attentionForward(ctx, mask, c.q!, c.k!, c.v!);
     Object.assign(c, { att, lse });
     let attRaster = c.att!;
     if (mask === 'column') {
@@ -167,7 +190,7 @@ export async function blockForward(ctx: LayerContext, layer: number, mask: Atten
 }
 
 /** Backward of {@link blockForward}: returns dx [B, S, C]; consumes the cache. dy stays the caller's. */
-export async function blockBackward(ctx: LayerContext, grads: TensorTable, layer: number, mask: AttentionMaskKind, cache: BlockCache, dy: Tensor): Promise<Tensor> {
+export async function blockBackward(ctx: LayerContext, grads: TensorTable, layer: number, mask: BlockMask, cache: BlockCache, dy: Tensor): Promise<Tensor> {
   const { run, config } = ctx;
   const [B, S, C] = cache.x.shape as [number, number, number];
   const p = `blocks.${layer}`;
@@ -189,7 +212,7 @@ export async function blockBackward(ctx: LayerContext, grads: TensorTable, layer
     const dMerged3 = keep(dMerged.reshape([B, S, C]));
     let dAtt = keep(await run1(run, 'heads_merge_backward', [dMerged3], { heads: config.heads }));
     if (mask === 'column') dAtt = keep(await transposeImage(ctx, dAtt, true));
-    let [dq, dk, dv] = await run('attention_backward', [cache.q, cache.k, cache.v, cache.att, cache.lse, dAtt], attnAttrs(ctx, mask));
+    let [dq, dk, dv] = await attentionBackward(ctx, mask, cache, dAtt);
     held.push(dq!, dk!, dv!);
     if (mask === 'column') {
       dq = keep(await transposeImage(ctx, dq!, false));
