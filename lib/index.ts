@@ -3,6 +3,9 @@ export { DalleAbortError, DalleError, DalleLoadError, type DalleErrorCode } from
 export { Tensor, f32ToBf16, bf16ToF32, type DType, type DeviceName, type TensorData, type TensorOptions } from './tensor.js';
 export { Arena, buildInfo, cachedBytes, liveBytes, releaseCachedMemory, setCheckFinite, setSimdLevel, type ArenaSpec, type BuildInfo, type SimdLevel } from './engine.js';
 export { loadAddon, candidatePaths } from './native/loader.js';
+export { Dalle, chooseBackend } from './api/dalle.js';
+export type { Backend, GeneratedImage, GenerateOptions, GenerateProgress, GenerateResult, LoadOptions, ModelInfo } from './api/types.js';
+export { defaultModelPath, loadModelFiles, MODEL_FORMAT, readManifest, type ModelFiles, type ModelManifest } from './api/model-files.js';
 export * as ops from './ops/index.js';
 export * as tokenizer from './tokenizer/index.js';
 export * as data from './data/index.js';

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 import test from 'ava';
 
+import { Dalle } from '../lib/api/dalle.js';
 import { openSource as openFolder } from '../lib/data/folder/index.js';
+import { decodeImage } from '../lib/data/image.js';
 import { shapesExamples } from '../lib/data/shapes/index.js';
 import type { Example } from '../lib/data/types.js';
 
@@ -86,4 +88,51 @@ test('dalle data emoji installs with npm and reports the dataset it got', async 
   const failed = await dalle(['data', 'emoji', '--npm', failing, '--dir', join(data, 'other'), '--quiet']);
   t.is(failed.code, 1);
   t.regex(failed.stderr, /ENOTFOUND registry\.npmjs\.org[\s\S]*\[E_INTERNAL\]/);
+});
+
+test('dalle generate writes the API’s best samples as a grid and as files, and reports them as JSON', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dalle-gen-'));
+  const grid = join(dir, 'grid.png');
+  const files = join(dir, 'each');
+  const run = await dalle(['generate', 'a blue square', '-n', '5', '--keep', '2', '--seed', '3', '--batch', '2', '-o', grid, '--out-dir', files, '--scale', '2', '--json']);
+  t.is(run.code, 0, run.stderr);
+  const report = JSON.parse(run.stdout) as { backend: string; size: number; images: Array<{ sample: number; score: number }>; written: Array<{ file: string }> };
+  t.is(report.backend, 'cpu');
+  t.is(report.images.length, 2);
+  t.true(report.images[0]!.score >= report.images[1]!.score);
+
+  await using model = await Dalle.load();
+  const api = await model.generate('a blue square', { n: 5, keep: 2, seed: 3 });
+  t.deepEqual(report.images.map((im) => im.sample), api.images.map((im) => im.index));
+  const names = api.images.map((im, rank) => `${rank + 1}-${im.index}.png`);
+  t.deepEqual(readdirSync(files).sort(), [...names].sort());
+  names.forEach((name, rank) => t.deepEqual(decodeImage(readFileSync(join(files, name)), name).data, api.images[rank]!.pixels));
+  // Two 32-px images scaled ×2 side by side with 2-px gaps: 2·64 + 3·2 by 64 + 2·2.
+  t.like(decodeImage(readFileSync(grid), 'grid'), { width: 134, height: 68 });
+});
+
+test('dalle generate rejects inconsistent options and stops on Ctrl-C without writing', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dalle-gen-'));
+  const tooMany = await dalle(['generate', 'a circle', '-n', '2', '--keep', '3', '-o', join(dir, 'a.png')]);
+  t.is(tooMany.code, 1);
+  t.regex(tooMany.stderr, /--keep 3 is more than the 2 samples drawn.*\[E_INVALID_ARGUMENT\]/);
+  const badTopP = await dalle(['generate', 'a circle', '--top-p', '0']);
+  t.not(badTopP.code, 0);
+  t.regex(badTopP.stderr, /--top-p.*expected a number in \(0, 1\]/);
+  const missing = await dalle(['generate', 'a circle', '--complete', join(dir, 'nope.png')]);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /cannot read .*nope\.png.*\[E_NOT_FOUND\]/);
+  t.deepEqual(readdirSync(dir), []);
+
+  if (process.platform === 'win32') return;
+  const out = join(dir, 'never.png');
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'generate', 'a circle', '-n', '4096', '-o', out]);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  await new Promise((r) => setTimeout(r, 4000)); // past start-up and model loading, well inside 4096 samples
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  t.is(code, 130, stderr);
+  t.regex(stderr, /stopped; nothing was written/);
+  t.false(existsSync(out));
 });

@@ -5,29 +5,13 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 
 import { encodePng } from '../data/image.js';
 import { defaultEmojiRoot, EMOJI_SETS, installEmojiPackages, readCatalog } from '../data/emoji/index.js';
 import { CAPABILITIES, type Capability, shapesExamples } from '../data/shapes/index.js';
+import { intOption, listOf } from './options.js';
 import { Progress } from './progress.js';
-
-function intOption(min: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
-    return n;
-  };
-}
-
-function listOf<T extends string>(allowed: readonly T[]): (value: string) => T[] {
-  return (value) => {
-    const items = value.split(',').map((s) => s.trim());
-    const wrong = items.filter((s) => !allowed.includes(s as T));
-    if (wrong.length > 0) throw new InvalidArgumentError(`unknown ${wrong.join(', ')}; expected some of ${allowed.join(', ')}`);
-    return items as T[];
-  };
-}
 
 export function registerDataCommands(program: Command): void {
   const data = program.command('data').description('get or make training data');

@@ -13,6 +13,7 @@ import { Command, CommanderError } from 'commander';
 import { DalleError } from '../errors.js';
 import { packageRoot } from '../native/loader.js';
 import { registerDataCommands } from './data.js';
+import { registerGenerateCommand } from './generate.js';
 
 export function buildProgram(): Command {
   const program = new Command('dalle')
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerGenerateCommand(program);
   registerDataCommands(program);
   return program;
 }
@@ -31,7 +33,7 @@ function packageVersion(): string {
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv as string[], { from: 'user' });
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0; // a command may set a status of its own (130: Ctrl-C)
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode; // commander has printed the message or help already
     if (err instanceof DalleError) {

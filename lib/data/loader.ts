@@ -6,9 +6,10 @@
  * image's augmentation is seeded by (seed, epoch, key), so it does not depend on the worker count at all. Each
  * worker ends with at most one short batch (skips shorten batches); `dropLast` discards short batches.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 
 import { DalleError, type DalleErrorCode } from '../errors.js';
+import { spawnModuleWorker } from '../worker.js';
 import type { WorkerInit, WorkerMessage } from './loader-worker.js';
 import type { Preset } from './preprocess.js';
 import { mergeSkipReports, type SourceSpec } from './source.js';
@@ -53,19 +54,6 @@ function positiveInt(name: string, v: unknown): number {
   return v;
 }
 
-/**
- * Starts one worker: the compiled .js normally; under tsx (tests, benchmarks) the .ts source, through a small
- * bootstrap that registers tsx inside the worker first. Inheriting `--import tsx` is not enough on Node 20: its
- * loader hooks do not reach a worker's entry module ("Unknown file extension .ts").
- */
-function spawnWorker(workerData: WorkerInit): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./loader-worker.js', import.meta.url), { workerData });
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./loader-worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData });
-}
-
 export function createLoader(spec: SourceSpec, options: LoaderOptions): Loader {
   const batchSize = positiveInt('batchSize', options.batchSize);
   const size = positiveInt('size', options.size);
@@ -88,7 +76,7 @@ export function createLoader(spec: SourceSpec, options: LoaderOptions): Loader {
         spec, shard: { index, count, block: batchSize }, batchSize, size, preset: options.preset,
         seed: options.seed, epoch: options.epoch ?? 0, credits,
       };
-      const worker = spawnWorker(init);
+      const worker = spawnModuleWorker(new URL('./loader-worker.js', import.meta.url), init);
       const slot: Slot = { worker, queue: [], skipped: { skipped: 0, reasons: {}, samples: [] }, ended: false };
       worker.on('message', (msg: WorkerMessage) => {
         slot.queue.push(msg);

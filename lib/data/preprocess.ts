@@ -157,3 +157,11 @@ export function preprocess(img: ImageRGB, preset: Preset, size: number, rand: ()
   const out = t === size ? resized : crop(resized, cx, cy, size, size);
   return preset === 'dvae' && rand() < 0.5 ? flipHorizontal(out) : out;
 }
+
+/** The centred square of an image, area-resized to `size` × `size`: how a user's picture becomes a model input. */
+export function centerSquare(img: ImageRGB, size: number): ImageRGB {
+  if (!Number.isInteger(size) || size <= 0) throw new DalleError('E_INVALID_ARGUMENT', `size must be a positive integer, got ${size}`);
+  const s = Math.min(img.width, img.height);
+  const square = img.width === img.height ? img : crop(img, Math.floor((img.width - s) / 2), Math.floor((img.height - s) / 2), s, s);
+  return s === size ? square : areaResize(square, size, size);
+}
