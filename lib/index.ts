@@ -1,4 +1,9 @@
-/** dalle-engine: DALL·E 1 for Node.js over a C++/CUDA core. */
+/**
+ * dalle-engine: DALL·E 1 for Node.js over a C++/CUDA core. The package's entry: the Node API (see "api") and the
+ * engine under it.
+ *
+ * @module engine
+ */
 export { DalleAbortError, DalleError, DalleLoadError, type DalleErrorCode } from './errors.js';
 export { Tensor, f32ToBf16, bf16ToF32, type DType, type DeviceName, type TensorData, type TensorOptions } from './tensor.js';
 export { Arena, buildInfo, cachedBytes, liveBytes, releaseCachedMemory, setCheckFinite, setSimdLevel, type ArenaSpec, type BuildInfo, type SimdLevel } from './engine.js';

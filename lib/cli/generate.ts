@@ -10,6 +10,7 @@ import type { Backend } from '../api/types.js';
 import { imageGrid } from '../data/grid.js';
 import { encodePng } from '../data/image.js';
 import { DalleAbortError, DalleError } from '../errors.js';
+import { abortOnCtrlC, EXIT_INTERRUPTED } from './interrupt.js';
 import { intOption, numberOption } from './options.js';
 import { Progress } from './progress.js';
 
@@ -30,9 +31,6 @@ interface GenerateFlags {
   backend: Backend | 'auto';
   json?: boolean;
 }
-
-/** Exit status of a run stopped by Ctrl-C, as shells report a SIGINT death. */
-export const EXIT_INTERRUPTED = 130;
 
 export function registerGenerateCommand(program: Command): void {
   program
@@ -65,14 +63,7 @@ async function generate(prompt: string, flags: GenerateFlags): Promise<number> {
   const image = flags.complete === undefined ? undefined : readInput(flags.complete);
   const gridPath = flags.out ?? (flags.outDir === undefined ? 'dalle.png' : undefined);
   const controller = new AbortController();
-  let interrupts = 0;
-  const onInterrupt = (): void => {
-    // The first Ctrl-C stops after the current token; a second one does not wait.
-    if (++interrupts > 1) process.exit(EXIT_INTERRUPTED);
-    process.stderr.write('\nstopping…\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onInterrupt);
+  const stopListening = abortOnCtrlC(controller, 'stopping after this token… (Ctrl-C again to quit at once)');
   let progress: Progress | null = null;
   try {
     await using dalle = await Dalle.load(flags.model, { backend: flags.backend });
@@ -122,7 +113,7 @@ async function generate(prompt: string, flags: GenerateFlags): Promise<number> {
     }
     throw err;
   } finally {
-    process.off('SIGINT', onInterrupt);
+    stopListening();
   }
 }
 

@@ -14,6 +14,8 @@ import { DalleError } from '../errors.js';
 import { packageRoot } from '../native/loader.js';
 import { registerDataCommands } from './data.js';
 import { registerGenerateCommand } from './generate.js';
+import { registerToolCommands } from './tools.js';
+import { registerTrainCommands } from './train.js';
 
 export function buildProgram(): Command {
   const program = new Command('dalle')
@@ -22,7 +24,9 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerGenerateCommand(program);
+  registerTrainCommands(program);
   registerDataCommands(program);
+  registerToolCommands(program);
   return program;
 }
 

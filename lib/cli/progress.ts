@@ -15,7 +15,7 @@ export class Progress {
     }
     this.bar = new cliProgress.SingleBar(
       {
-        format: `${label} [{bar}] {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}`,
+        format: `${label} [{bar}] {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}{note}`,
         stream: process.stderr,
         hideCursor: true,
         etaBuffer: 50,
@@ -23,13 +23,14 @@ export class Progress {
       cliProgress.Presets.shades_classic,
     );
     this.start = performance.now();
-    this.bar.start(total, 0, { rate: '0' });
+    this.bar.start(total, 0, { rate: '0', note: '' });
   }
 
-  update(done: number): void {
+  /** `note` (e.g. the current loss) is shown after the ETA. */
+  update(done: number, note = ''): void {
     if (this.bar === null) return;
     const seconds = (performance.now() - this.start) / 1000;
-    this.bar.update(done, { rate: seconds > 0 ? (done / seconds).toFixed(1) : '0' });
+    this.bar.update(done, { rate: seconds > 0 ? (done / seconds).toFixed(1) : '0', note: note && ` | ${note}` });
   }
 
   stop(): void {

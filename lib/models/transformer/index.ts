@@ -13,8 +13,11 @@ export {
   type TransformerConfigInput,
   type TransformerMemory,
   type TransformerPreset,
+  type TransformerParamSpec,
+  type ParamInit,
 } from './config.js';
 export { DalleTransformer, type CreateOptions, type TokenBatch, type TransformerLoss } from './model.js';
+export type { LayerContext } from './layers.js';
 export { IncrementalDecoder, defaultPromptRows, generateCodes, sampleIndex, type GenerateOptions, type GenerateProgress, type SamplingOptions } from './sampler.js';
 export { generateImages, type GeneratedImages, type GenerateImagesOptions } from './generate.js';
 export { loadTransformer, saveTransformer, TRANSFORMER_FORMAT } from './io.js';

@@ -37,7 +37,7 @@ export interface EncodedDataset {
 }
 
 /** Encodes examples' images with the dVAE (argmax codes), `batch` at a time. */
-export async function encodeDataset(dvae: Dvae, examples: Iterable<Example>, options: { batch?: number; run?: OpRunner } = {}): Promise<EncodedDataset> {
+export async function encodeDataset(dvae: Dvae, examples: Iterable<Example> | AsyncIterable<Example>, options: { batch?: number; run?: OpRunner } = {}): Promise<EncodedDataset> {
   const batch = options.batch ?? 64;
   const side = dvae.config.imageSize;
   const per = side * side * 3;
@@ -58,7 +58,7 @@ export async function encodeDataset(dvae: Dvae, examples: Iterable<Example>, opt
     captions.push(...pending.map((e) => e.caption));
     pending = [];
   };
-  for (const e of examples) {
+  for await (const e of examples) {
     pending.push(e);
     if (pending.length === batch) await flush();
   }

@@ -1,0 +1,110 @@
+/**
+ * `dalle tokenizer train` (BPE on a dataset's captions), `dalle inspect` (what this install can run, and why not CUDA)
+ * and `dalle bench` (generation speed of a model on this machine).
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { arch, cpus, platform, totalmem } from 'node:os';
+import { dirname, resolve } from 'node:path';
+
+import type { Command } from 'commander';
+
+import { Dalle } from '../api/dalle.js';
+import { defaultModelPath, readManifest } from '../api/model-files.js';
+import { buildInfo } from '../engine.js';
+import { candidatePaths, packageRoot } from '../native/loader.js';
+import { saveHfJson } from '../tokenizer/formats.js';
+import { trainBpe } from '../tokenizer/train.js';
+import { intOption } from './options.js';
+import { Progress } from './progress.js';
+import { addDataOptions, type CommonTrainFlags, trainingData } from './training.js';
+
+export function registerToolCommands(program: Command): void {
+  const tokenizer = program.command('tokenizer').description('byte-level BPE tokenizers');
+  addDataOptions(tokenizer.command('train').description('train a BPE tokenizer on the captions of a dataset'))
+    .requiredOption('-o, --out <file>', 'where the tokenizer goes (Hugging Face tokenizer.json format)')
+    .option('--vocab <n>', 'vocabulary size, the 256 byte tokens included', intOption(257), 512)
+    .option('--captions <n>', 'captions to read at most', intOption(1), 100000)
+    .action(async (flags: CommonTrainFlags & { vocab: number; captions: number }) => {
+      const controller = new AbortController();
+      const data = trainingData({ ...flags, batch: 64 }, 32, 'transformer', controller.signal);
+      const corpus: string[] = [];
+      const progress = new Progress('reading captions', flags.captions, 'captions');
+      for await (const b of data.batches(0)) {
+        corpus.push(...b.captions);
+        progress.update(Math.min(corpus.length, flags.captions));
+        if (corpus.length >= flags.captions) break;
+      }
+      progress.stop();
+      controller.abort();
+      const tok = trainBpe(corpus.slice(0, flags.captions), { vocabSize: flags.vocab });
+      mkdirSync(dirname(resolve(flags.out)), { recursive: true });
+      saveHfJson(tok, flags.out);
+      const tokens = corpus.slice(0, 1000).reduce((n, c) => n + tok.encode(c).length, 0);
+      process.stdout.write(`trained on ${Math.min(corpus.length, flags.captions)} captions: ${tok.vocabSize} ids, ${(tokens / Math.min(1000, corpus.length)).toFixed(1)} tokens per caption; wrote ${resolve(flags.out)}\n`);
+    });
+
+  program
+    .command('inspect')
+    .description('what this install runs on: binary, backend, GPU and driver, versions, and why CUDA is not used')
+    .option('--json', 'as JSON')
+    .action((flags: { json?: boolean }) => {
+      const report = inspect();
+      if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else for (const [k, v] of Object.entries(report)) process.stdout.write(`${k.padEnd(16)} ${typeof v === 'string' ? v : JSON.stringify(v)}\n`);
+    });
+
+  program
+    .command('bench')
+    .description('generation speed of a model on this machine: image tokens per second at several batch sizes')
+    .option('--model <manifest>', 'model manifest', defaultModelPath())
+    .option('--batches <list>', 'batch sizes', '1,4,16')
+    .option('--samples <n>', 'samples per batch size', intOption(1), 16)
+    .action(async (flags: { model: string; batches: string; samples: number }) => {
+      const sizes = flags.batches.split(',').map((s) => intOption(1, 4096)(s.trim()));
+      await using dalle = await Dalle.load(flags.model);
+      process.stdout.write(`${dalle.info.name} on ${dalle.backend}, ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}); ${flags.samples} samples of ${dalle.info.grid ** 2} tokens each\n`);
+      process.stdout.write('batch  seconds  image tokens/s  images/s\n');
+      await dalle.generate('warm up', { n: 1 });
+      for (const batch of sizes) {
+        const r = await dalle.generate('a red circle', { n: flags.samples, batch, keep: 1 });
+        const tokens = flags.samples * dalle.info.grid ** 2;
+        process.stdout.write(`${String(batch).padStart(5)}  ${r.seconds.toFixed(2).padStart(7)}  ${(tokens / r.seconds).toFixed(0).padStart(14)}  ${(flags.samples / r.seconds).toFixed(2).padStart(8)}\n`);
+      }
+    });
+}
+
+/** Everything a bug report needs to say about this install. */
+export function inspect(): Record<string, unknown> {
+  const pkg = JSON.parse(readFileSync(resolve(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  const out: Record<string, unknown> = {
+    version: pkg.version,
+    node: `${process.version} (N-API ${process.versions.napi})`,
+    platform: `${platform()}-${arch()}`,
+    cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+  };
+  let info: ReturnType<typeof buildInfo>;
+  try {
+    info = buildInfo();
+  } catch (err) {
+    out.binary = `not loaded: ${(err as Error).message}`;
+    return out;
+  }
+  out.binary = candidatePaths().find((p) => existsSync(p)) ?? 'unknown';
+  out.simd = `${info.activeSimd} (built for ${info.simd})`;
+  out.threads = info.threads;
+  out.cuda = info.cudaCompiled ? `compiled in; ${info.cudaDevices} device(s)${info.cudaDeviceName ? `: ${info.cudaDeviceName}` : ''}${info.cublasLt ? ', cuBLASLt found' : ''}` : 'not compiled into this binary';
+  out.backend = 'cpu';
+  out['why not cuda'] = !info.cudaCompiled
+    ? 'this binary was built without CUDA (no nvcc at build time, or DALLE_CUDA=OFF)'
+    : info.cudaDevices === 0
+      ? `no usable GPU: ${info.cudaError || 'the CUDA driver reports no device'}`
+      : 'the CUDA backend does not run the transformer and CLIP ops yet';
+  try {
+    const m = readManifest(defaultModelPath());
+    out['default model'] = `${m.name}: ${defaultModelPath()}`;
+  } catch (err) {
+    out['default model'] = `missing: ${(err as Error).message}`;
+  }
+  return out;
+}

@@ -1,0 +1,251 @@
+/**
+ * `dalle train-vae`, `dalle train` and `dalle train-clip`: the three stages of DALL·E trained on any source, each with
+ * a progress bar, an HTML report (curves and sample grids), checkpoints, Ctrl-C → checkpoint, `--resume`.
+ */
+import type { Command } from 'commander';
+
+import { imageGrid } from '../data/grid.js';
+import type { Example } from '../data/types.js';
+import { DalleError } from '../errors.js';
+import { cosineMatrix } from '../models/clip/loss.js';
+import { saveClip } from '../models/clip/io.js';
+import { Clip, type ClipPreset } from '../models/clip/model.js';
+import { type ClipBatch, trainClip } from '../models/clip/train.js';
+import { loadDvae, saveDvae } from '../models/dvae/io.js';
+import { Dvae } from '../models/dvae/model.js';
+import { trainDvae } from '../models/dvae/train.js';
+import { generateImages } from '../models/transformer/generate.js';
+import { saveTransformer } from '../models/transformer/io.js';
+import { DalleTransformer } from '../models/transformer/model.js';
+import { encodeDataset, textCodeBatches, textSlots, trainTransformer } from '../models/transformer/train.js';
+import { syncRunner } from '../nn/runner.js';
+import type { BpeTokenizer } from '../tokenizer/bpe.js';
+import { loadHfJson } from '../tokenizer/formats.js';
+import { trainBpe } from '../tokenizer/train.js';
+import type { TrainingReport } from '../train/report.js';
+import { intOption, numberOption } from './options.js';
+import { addTrainOptions, type CommonTrainFlags, runTraining, trainingData, unpack } from './training.js';
+
+// Sampling for the report runs between updates with the same synchronous runner as the trainer (TrainingSession.trainer).
+const run = syncRunner;
+const GRID = 8;
+
+/** The held-out images on top, what the model made of them below (or beside each caption), scaled for the report. */
+function sheet(rows: Uint8Array[][], size: number) {
+  const cols = rows[0]!.length;
+  return imageGrid(rows.flat(), size, { columns: cols, scale: Math.max(1, Math.round(64 / size)), gap: 2 });
+}
+
+interface VaeFlags extends CommonTrainFlags {
+  size: number;
+  vocab?: number;
+  hidden?: number;
+  ema: number;
+  clip: number;
+  betaFrom: number;
+  beta: number;
+  betaSteps?: number;
+  tauSteps?: number;
+  mseSteps: number;
+}
+
+interface TransformerFlags extends CommonTrainFlags {
+  dvae: string;
+  tokenizer?: string;
+  vocab: number;
+  layers: number;
+  width: number;
+  textLength: number;
+}
+
+interface ClipFlags extends CommonTrainFlags {
+  tokenizer?: string;
+  vocab: number;
+  preset: ClipPreset;
+  size: number;
+}
+
+/** A tokenizer from --tokenizer, or trained on the data's captions (deterministic: a resumed run gets the same). */
+async function tokenizerFor(flags: { tokenizer?: string; vocab: number }, captions: () => AsyncIterable<string>): Promise<BpeTokenizer> {
+  if (flags.tokenizer) return loadHfJson(flags.tokenizer);
+  const corpus: string[] = [];
+  for await (const c of captions()) if (corpus.push(c) >= 20000) break;
+  if (corpus.length === 0) throw new DalleError('E_INVALID_ARGUMENT', 'the training data has no captions to train a tokenizer on');
+  return trainBpe(corpus, { vocabSize: flags.vocab });
+}
+
+async function* captionsOf(batches: AsyncIterable<{ captions: string[] }>): AsyncGenerator<string> {
+  for await (const b of batches) yield* b.captions;
+}
+
+export function registerTrainCommands(program: Command): void {
+  addTrainOptions(program.command('train-vae').description('train the discrete VAE (stage one) on images'), { steps: 5000, batch: 16, lr: 4e-3, warmup: 300 })
+    .option('--size <px>', 'image side: 32 (small32 preset) or 64 (small64)', intOption(32, 64), 32)
+    .option('--vocab <k>', 'codebook size (default: the preset’s)', intOption(2))
+    .option('--hidden <n>', 'width of the first group (default: the preset’s)', intOption(1))
+    .option('--ema <decay>', 'parameter EMA, saved as the weights (0: none)', numberOption(0, 1), 0.99)
+    .option('--clip <norm>', 'clip the gradient norm (0: no clipping)', numberOption(0, 1e9), 1)
+    .option('--beta-from <b>', 'KL weight at the start', numberOption(0, 1e3), 1.5)
+    .option('--beta <b>', 'KL weight at the end of its schedule', numberOption(0, 1e3), 0.1)
+    .option('--beta-steps <n>', 'updates of the β schedule (default: all)', intOption(1))
+    .option('--tau-steps <n>', 'updates of the τ schedule 1 → 1/16 (default: a third)', intOption(1))
+    .option('--mse-steps <n>', 'updates trained with the squared error instead of logit-Laplace (default: all; see the README)', numberOption(0, Infinity), Infinity)
+    .action(async (flags: VaeFlags) => {
+      if (flags.size !== 32 && flags.size !== 64) throw new DalleError('E_INVALID_ARGUMENT', `--size must be 32 or 64, got ${flags.size}`);
+      using model = Dvae.create({ preset: flags.size === 64 ? 'small64' : 'small32', ...(flags.vocab ? { vocabSize: flags.vocab } : {}), ...(flags.hidden ? { nHid: flags.hidden } : {}) }, { seed: flags.seed });
+      const controller = new AbortController();
+      const data = trainingData(flags, flags.size, 'dvae', controller.signal);
+      const held = await data.heldOut(GRID);
+      const sample = async (_step: number, report: TrainingReport): Promise<void> => {
+        if (held.length === 0) return;
+        const per = flags.size * flags.size * 3;
+        const recon = await model.reconstruct(packImages(held), run);
+        report.samples(_step, sheet([held.map((e) => e.image.data), held.map((_, i) => recon.subarray(i * per, (i + 1) * per))], flags.size), 'held-out images (top) and their reconstructions (bottom)');
+      };
+      process.exitCode = await runTraining(
+        flags,
+        { title: `dVAE training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: data.describe, steps: flags.steps, batch: flags.batch } },
+        sample,
+        (s) =>
+          trainDvae(model, {
+            data: (epoch) => s.between(data.batches(epoch)),
+            batchSize: flags.batch,
+            steps: flags.steps,
+            lr: { from: flags.lr, to: flags.lr / 80, steps: flags.steps },
+            lrWarmupSteps: flags.warmup,
+            clipGradNorm: flags.clip > 0 ? flags.clip : null,
+            beta: { from: flags.betaFrom, to: flags.beta, steps: flags.betaSteps ?? flags.steps },
+            tau: { from: 1, to: 1 / 16, steps: flags.tauSteps ?? Math.round(flags.steps / 3) },
+            emaDecay: flags.ema > 0 ? flags.ema : null,
+            squaredError: flags.mseSteps > 0 ? { steps: flags.mseSteps } : undefined,
+            seed: flags.seed,
+            ...s.trainer,
+          }),
+        async (result) => {
+          if (result.ema) model.params.flat.write(result.ema);
+          await saveDvae(model, flags.out);
+        },
+      );
+      controller.abort(); // stops loader workers still prefetching
+    });
+
+  addTrainOptions(program.command('train').description('train the transformer (stage two) on captions and dVAE codes'), { steps: 3000, batch: 16, lr: 2e-3, warmup: 100 })
+    .requiredOption('--dvae <file>', 'the trained dVAE (.safetensors) whose codes the transformer learns')
+    .option('--tokenizer <file>', 'a tokenizer (tokenizer.json); default: trained on the captions')
+    .option('--vocab <n>', 'BPE vocabulary when training the tokenizer', intOption(257), 512)
+    .option('--layers <n>', 'transformer layers', intOption(1, 256), 4)
+    .option('--width <n>', 'model width (64 per head)', intOption(64), 128)
+    .option('--text-length <n>', 'text token slots', intOption(1, 1024), 16)
+    .action(async (flags: TransformerFlags) => {
+      if (flags.width % 64 !== 0) throw new DalleError('E_INVALID_ARGUMENT', `--width must be a multiple of 64 (heads of 64), got ${flags.width}`);
+      using dvae = loadDvae(flags.dvae);
+      const size = dvae.config.imageSize;
+      const controller = new AbortController();
+      const data = trainingData(flags, size, 'transformer', controller.signal);
+      const tokenizer = await tokenizerFor(flags, () => captionsOf(data.batches(0)));
+      const encode = async (examples: AsyncIterable<Example> | Example[]) => encodeDataset(dvae, examples, { run });
+      const train = await encode((async function* () { for await (const b of data.batches(0)) yield* unpack(b); })());
+      const heldExamples = await data.heldOut(64);
+      const held = heldExamples.length > 0 ? await encode(heldExamples) : null;
+      using model = DalleTransformer.create(
+        { preset: 'tiny', layers: flags.layers, width: flags.width, heads: flags.width / 64, textLen: flags.textLength, textVocab: Math.max(512, tokenizer.vocabSize), grid: dvae.grid, imageVocab: dvae.config.vocabSize },
+        { seed: flags.seed },
+      );
+      const prompts = heldExamples.slice(0, GRID).map((e) => e.caption);
+      const sample = async (step: number, report: TrainingReport): Promise<void> => {
+        if (prompts.length === 0) return;
+        const out = await generateImages(model, dvae, tokenizer, prompts, { seed: 0, run });
+        const per = size * size * 3;
+        report.samples(step, sheet([heldExamples.slice(0, GRID).map((e) => e.image.data), prompts.map((_, i) => out.images.subarray(i * per, (i + 1) * per))], size), `held-out scenes (top) and one sample of each caption (bottom): ${prompts.join(' · ')}`);
+      };
+      const T = model.config.textLen;
+      process.exitCode = await runTraining(
+        flags,
+        { title: `transformer training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: `${data.describe}; ${train.captions.length} examples encoded`, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch } },
+        sample,
+        (s) =>
+          trainTransformer(model, {
+            steps: flags.steps,
+            data: (epoch) => s.between(textCodeBatches(train, tokenizer, epoch, { batchSize: flags.batch, textLen: T, seed: flags.seed })),
+            lr: { from: flags.lr, to: flags.lr / 10, steps: flags.steps },
+            lrWarmupSteps: flags.warmup,
+            ...(held ? { eval: { every: Math.max(1, Math.round(flags.steps / 20)), data: () => textCodeBatches(held, tokenizer, 0, { batchSize: 32, textLen: T, shuffle: false, dropout: 0, dropLast: false }) } } : {}),
+            ...s.trainer,
+          }),
+        async () => {
+          await saveTransformer(model, flags.out, { tokenizer });
+        },
+      );
+      controller.abort();
+    });
+
+  addTrainOptions(program.command('train-clip').description('train CLIP, which reranks the transformer’s samples'), { steps: 3000, batch: 32, lr: 1e-3, warmup: 150 })
+    .option('--tokenizer <file>', 'a tokenizer (tokenizer.json); default: trained on the captions')
+    .option('--vocab <n>', 'BPE vocabulary when training the tokenizer', intOption(257), 512)
+    .option('--preset <name>', 'shapes32 (conv image encoder) or shapes32-vit', 'shapes32')
+    .option('--size <px>', 'image side', intOption(8, 1024), 32)
+    .action(async (flags: ClipFlags) => {
+      using model = Clip.create({ preset: flags.preset, imageSize: flags.size }, { seed: flags.seed });
+      const controller = new AbortController();
+      const data = trainingData(flags, flags.size, 'transformer', controller.signal);
+      const tokenizer = await tokenizerFor(flags, () => captionsOf(data.batches(0)));
+      if (tokenizer.vocabSize > model.config.textVocab) throw new DalleError('E_INVALID_ARGUMENT', `the tokenizer has ${tokenizer.vocabSize} ids; this CLIP takes ${model.config.textVocab}`);
+      const T = model.config.textLen;
+      const held = await data.heldOut(64);
+      const pack = (examples: Example[], dropout: number, seed: number): ClipBatch => {
+        const text = new Int32Array(examples.length * T);
+        examples.forEach((e, i) => text.set(textSlots(tokenizer, e.caption, T, { dropout, seed: seed + i }), i * T));
+        return { text, images: packImages(examples) };
+      };
+      const heldBatch = held.length > 0 ? pack(held, 0, 0) : null;
+      const sample = async (step: number, report: TrainingReport): Promise<void> => {
+        if (heldBatch === null) return;
+        // For the first captions, the held-out image CLIP ranks best among all of them.
+        const cos = cosineMatrix(await model.encodeText(heldBatch.text, run), await model.encodeImages(heldBatch.images, run), model.config.embedDim);
+        const n = held.length;
+        const shown = held.slice(0, GRID);
+        const picks = shown.map((_, i) => {
+          let best = 0;
+          for (let j = 1; j < n; j++) if (cos[i * n + j]! > cos[i * n + best]!) best = j;
+          return best;
+        });
+        const right = picks.filter((p, i) => p === i).length;
+        report.samples(step, sheet([shown.map((e) => e.image.data), picks.map((p) => held[p]!.image.data)], flags.size), `captions' own images (top), the image CLIP picks for each caption among ${n} held-out (bottom): ${right}/${shown.length} right`);
+      };
+      process.exitCode = await runTraining(
+        flags,
+        { title: `CLIP training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: data.describe, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch } },
+        sample,
+        (s) =>
+          trainClip(model, {
+            steps: flags.steps,
+            data: (epoch) =>
+              s.between(
+                (async function* () {
+                  let at = 0; // BPE-dropout seeds: fresh per example and epoch, the same on a rerun
+                  for await (const b of data.batches(epoch)) {
+                    yield pack(unpack(b), 0.1, epoch * 1_000_003 + at);
+                    at += b.captions.length;
+                  }
+                })(),
+              ),
+            lr: { from: flags.lr, to: flags.lr / 100, steps: flags.steps },
+            lrWarmupSteps: flags.warmup,
+            ...(heldBatch ? { eval: { every: Math.max(1, Math.round(flags.steps / 20)), data: async function* () { yield heldBatch; } } } : {}),
+            ...s.trainer,
+          }),
+        async (result) => {
+          if (result.ema) model.params.flat.write(result.ema);
+          await saveClip(model, flags.out, { tokenizer });
+        },
+      );
+      controller.abort();
+    });
+}
+
+function packImages(examples: readonly Example[]): Uint8Array {
+  const per = examples[0]!.image.data.length;
+  const out = new Uint8Array(examples.length * per);
+  examples.forEach((e, i) => out.set(e.image.data, i * per));
+  return out;
+}

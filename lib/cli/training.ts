@@ -1,0 +1,205 @@
+/**
+ * What every `dalle train*` command shares: where data comes from (`--data`), the progress bar, the HTML report, the
+ * checkpoint that Ctrl-C leaves behind and `--resume` continues from, and hooks that run between updates.
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
+import type { Command } from 'commander';
+
+import { createLoader } from '../data/loader.js';
+import type { Preset } from '../data/preprocess.js';
+import { CAPABILITIES, type Capability } from '../data/shapes/index.js';
+import type { SourceSpec } from '../data/source.js';
+import type { Batch, Example } from '../data/types.js';
+import { DalleError } from '../errors.js';
+import { syncRunner } from '../nn/runner.js';
+import { TrainingReport } from '../train/report.js';
+import type { TrainerOptions, TrainProgress, TrainResult } from '../train/trainer.js';
+import { abortOnCtrlC, EXIT_INTERRUPTED } from './interrupt.js';
+import { intOption, listOf, numberOption } from './options.js';
+import { Progress } from './progress.js';
+
+export interface CommonTrainFlags {
+  data: string;
+  evalData?: string;
+  capabilities?: Capability[];
+  scenes: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  warmup: number;
+  seed: number;
+  out: string;
+  checkpoint?: string;
+  checkpointEvery: number;
+  resume?: boolean;
+  report?: string;
+  sampleEvery?: number;
+  workers: number;
+}
+
+/** The options that say where examples come from (training commands and `tokenizer train`). */
+export function addDataOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--data <source>', "'shapes', 'emoji', a folder of image+caption pairs, a .jsonl manifest, or .tar shards (comma-separated)")
+    .option('--eval-data <source>', 'held-out data (shapes and emoji hold out their test split already)')
+    .option('--capabilities <list>', `shapes scene kinds: some of ${CAPABILITIES.join(',')}`, listOf(CAPABILITIES))
+    .option('--scenes <n>', 'shapes scenes to train on', intOption(1), 20000)
+    .option('--seed <n>', 'seed of initialisation, data order and noise', intOption(0), 1)
+    .option('--workers <n>', 'data loader threads', intOption(1, 64), 1);
+}
+
+/** Adds the options every training command takes; `defaults` sets the per-model ones. */
+export function addTrainOptions(cmd: Command, defaults: { steps: number; batch: number; lr: number; warmup: number }): Command {
+  return addDataOptions(cmd)
+    .option('--steps <n>', 'updates in all (a resumed run continues to the same total)', intOption(1), defaults.steps)
+    .option('--batch <n>', 'examples per update', intOption(1), defaults.batch)
+    .option('--lr <rate>', 'peak learning rate (cosine decay after it)', numberOption(0, 1, true), defaults.lr)
+    .option('--warmup <n>', 'updates of linear learning-rate warm-up', intOption(0), defaults.warmup)
+    .requiredOption('-o, --out <file>', 'where the trained weights go (.safetensors)')
+    .option('--checkpoint <file>', 'checkpoint path (default: <out minus .safetensors>.checkpoint.safetensors)')
+    .option('--checkpoint-every <n>', 'also checkpoint every n updates (one is always written at the end or on Ctrl-C)', intOption(0), 500)
+    .option('--resume', 'continue from the checkpoint')
+    .option('--report <file>', 'the HTML training report (default: <out minus .safetensors>.report.html)')
+    .option('--sample-every <n>', 'add a sample grid to the report every n updates (default: steps / 8)', intOption(1));
+}
+
+function sourceFor(value: string, size: number, flags: CommonTrainFlags, split: 'train' | 'test'): SourceSpec {
+  if (value === 'shapes') {
+    return { kind: 'shapes', size, count: split === 'train' ? flags.scenes : 64, split, seed: split === 'train' ? flags.seed : 77, ...(flags.capabilities ? { capabilities: flags.capabilities } : {}) };
+  }
+  if (value === 'emoji') return { kind: 'emoji', split, seed: flags.seed };
+  const paths = value.split(',').map((p) => resolve(p));
+  if (paths.length > 1 || paths[0]!.endsWith('.tar')) return { kind: 'webdataset', shards: paths };
+  const path = paths[0]!;
+  if (!existsSync(path)) throw new DalleError('E_NOT_FOUND', `--data ${value}: no such file or folder`);
+  if (statSync(path).isDirectory()) return { kind: 'folder', path };
+  if (path.endsWith('.jsonl')) return { kind: 'jsonl', path };
+  throw new DalleError('E_INVALID_ARGUMENT', `--data ${value}: expected shapes, emoji, a folder, a .jsonl manifest or .tar shards`);
+}
+
+export interface TrainingData {
+  /** Batches of one epoch, preprocessed with `preset` at `size` pixels in loader workers. */
+  batches: (epoch: number) => AsyncIterable<Batch>;
+  /** Up to `count` held-out examples (fixed), or [] without held-out data. */
+  heldOut: (count: number) => Promise<Example[]>;
+  describe: string;
+}
+
+export function trainingData(flags: CommonTrainFlags, size: number, preset: Preset, signal: AbortSignal): TrainingData {
+  const train = sourceFor(flags.data, size, flags, 'train');
+  const evalValue = flags.evalData ?? (flags.data === 'shapes' || flags.data === 'emoji' ? flags.data : undefined);
+  const held = evalValue === undefined ? null : sourceFor(evalValue, size, flags, evalValue === flags.data ? 'test' : 'train');
+  const loader = (spec: SourceSpec, epoch: number, batchSize: number, augment: boolean) =>
+    createLoader(spec, { batchSize, size, preset: augment ? preset : 'transformer', seed: flags.seed, epoch, workers: flags.workers, signal });
+  return {
+    batches: (epoch) => loader(train, epoch, flags.batch, true),
+    heldOut: async (count) => {
+      if (held === null) return [];
+      const out: Example[] = [];
+      for await (const b of loader(held, 0, Math.min(count, 64), false)) {
+        out.push(...unpack(b));
+        if (out.length >= count) break;
+      }
+      return out.slice(0, count);
+    },
+    describe: `${flags.data}${flags.capabilities ? ` (${flags.capabilities.join(', ')})` : ''}${evalValue ? `; held out: ${evalValue}${evalValue === flags.data ? ' test split' : ''}` : ''}`,
+  };
+}
+
+/** A loader batch as examples (views into its pixels). */
+export function unpack(b: Batch): Example[] {
+  const per = b.size * b.size * 3;
+  return b.captions.map((caption, i) => ({ key: b.keys[i]!, caption, image: { width: b.size, height: b.size, data: b.images.subarray(i * per, (i + 1) * per) } }));
+}
+
+export interface TrainingSession {
+  report: TrainingReport;
+  /** The trainer options every command passes: op runner, signal, progress, checkpoint, resume. */
+  trainer: Pick<TrainerOptions<unknown>, 'run' | 'signal' | 'onProgress' | 'progressEvery' | 'checkpoint' | 'resumeFrom'>;
+  /**
+   * Wraps an epoch's batches: between updates it lets the event loop run (so Ctrl-C is seen even when ops run
+   * synchronously) and adds a sample grid to the report when one is due.
+   */
+  between<B>(batches: AsyncIterable<B>): AsyncIterable<B>;
+}
+
+/**
+ * Runs one training command: progress bar, report, checkpoint, Ctrl-C. `sample(step)` draws the report's grid (it runs
+ * between updates, on the current parameters). Resolves with the exit status.
+ */
+export async function runTraining(
+  flags: CommonTrainFlags,
+  header: { title: string; facts: Record<string, string | number> },
+  sample: (step: number, report: TrainingReport) => Promise<void>,
+  train: (session: TrainingSession) => Promise<TrainResult>,
+  save: (result: TrainResult) => Promise<void>,
+): Promise<number> {
+  const out = resolve(flags.out);
+  const base = out.replace(/\.safetensors$/, '');
+  const checkpoint = resolve(flags.checkpoint ?? `${base}.checkpoint.safetensors`);
+  if (flags.resume && !existsSync(checkpoint)) throw new DalleError('E_NOT_FOUND', `--resume: no checkpoint at ${checkpoint}`);
+  const reportPath = resolve(flags.report ?? `${base}.report.html`);
+  for (const file of [out, checkpoint, reportPath]) mkdirSync(dirname(file), { recursive: true });
+  const report = new TrainingReport(reportPath, { title: header.title, facts: { ...header.facts, output: out, checkpoint } }, { resume: flags.resume });
+  const controller = new AbortController();
+  const stopListening = abortOnCtrlC(controller, 'stopping after this update; writing a checkpoint… (Ctrl-C again to quit at once)');
+  const sampleEvery = flags.sampleEvery ?? Math.max(1, Math.round(flags.steps / 8));
+  const progress = new Progress('training', flags.steps, 'updates');
+  let step = 0;
+  let nextSample = 0;
+  const onProgress = (p: TrainProgress): void => {
+    step = p.step;
+    progress.update(p.step, `loss ${p.metrics.loss.toFixed(4)}${p.evalMetrics ? ` (held out ${p.evalMetrics.loss.toFixed(4)})` : ''}`);
+    report.progress(p);
+  };
+  const session: TrainingSession = {
+    report,
+    trainer: {
+      // Synchronous ops: the trainer's loop is the only work, and `between` yields to the event loop every update.
+      run: syncRunner,
+      signal: controller.signal,
+      onProgress,
+      progressEvery: 1,
+      checkpoint: { path: checkpoint, every: flags.checkpointEvery || undefined },
+      resumeFrom: flags.resume ? checkpoint : undefined,
+    },
+    between: <B>(batches: AsyncIterable<B>) =>
+      (async function* () {
+        for await (const b of batches) {
+          await new Promise((r) => setImmediate(r));
+          if (step >= nextSample && !controller.signal.aborted) {
+            await sample(step, report);
+            nextSample = step - (step % sampleEvery) + sampleEvery;
+          }
+          yield b;
+        }
+      })(),
+  };
+  try {
+    const result = await train(session);
+    progress.stop();
+    if (result.stopped === 'aborted') {
+      report.write(`stopped at update ${result.steps} of ${flags.steps}`);
+      process.stderr.write(`dalle: stopped at update ${result.steps} of ${flags.steps}; checkpoint ${result.checkpoint}. Run the same command with --resume to continue.\n`);
+      return EXIT_INTERRUPTED;
+    }
+    await sample(result.steps, report);
+    await save(result);
+    report.write('done');
+    const held = result.evalMetrics ? `, held-out loss ${result.evalMetrics.loss.toFixed(4)}` : '';
+    process.stdout.write(`trained ${result.steps} updates: loss ${result.metrics?.loss.toFixed(4) ?? '—'}${held}; wrote ${out} and ${report.path}\n`);
+    return 0;
+  } catch (err) {
+    progress.stop();
+    try {
+      report.write(`failed: ${(err as Error).message}`);
+    } catch {
+      // the training error is the one to report
+    }
+    throw err;
+  } finally {
+    stopListening();
+  }
+}

@@ -1,0 +1,101 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import test from 'ava';
+
+import { Dalle } from '../lib/api/dalle.js';
+import { loadClip } from '../lib/models/clip/io.js';
+import { loadDvae } from '../lib/models/dvae/io.js';
+import { loadTransformer } from '../lib/models/transformer/io.js';
+import { loadHfJson } from '../lib/tokenizer/formats.js';
+import { chromiumPath, renderedCheck } from './helpers/chromium.js';
+
+const CLI = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
+const DVAE = fileURLToPath(new URL('../weights/shapes32-dvae.safetensors', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI (one native thread: two test files share the 2 cores); `interruptAfter` sends SIGINT once stderr matches it. */
+function dalle(args: string[], interruptAfter?: { ms: number }): Promise<Run> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, DALLE_NUM_THREADS: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (interruptAfter) setTimeout(() => child.kill('SIGINT'), interruptAfter.ms);
+    child.on('exit', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+async function expectRendered(t: { is: (a: unknown, b: unknown, m?: string) => void; regex: (s: string, r: RegExp) => void; log: (...s: string[]) => void }, report: string, images: number): Promise<void> {
+  if (chromiumPath() === null) {
+    if (process.env.DALLE_REQUIRE_CHROMIUM === '1') t.is('no chromium', 'chromium', 'DALLE_REQUIRE_CHROMIUM=1 but no chromium is installed');
+    else t.log('not rendered: no chromium');
+    return;
+  }
+  t.regex(await renderedCheck(report), new RegExp(`^ok: \\d+ curves, ${images} images$`));
+}
+
+test('train-vae: Ctrl-C leaves a checkpoint, --resume finishes the run; weights and report come out', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dalle-train-'));
+  const out = join(dir, 'vae.safetensors');
+  const common = ['train-vae', '--data', 'shapes', '--scenes', '64', '--batch', '8', '-o', out];
+  const stopped = await dalle([...common, '--steps', '100000', '--sample-every', '1000'], { ms: 9000 });
+  t.is(stopped.code, 130, stopped.stderr);
+  const at = Number(/stopped at update (\d+) of 100000/.exec(stopped.stderr)?.[1]);
+  t.true(at >= 1, stopped.stderr);
+  t.true(existsSync(join(dir, 'vae.checkpoint.safetensors')));
+  t.false(existsSync(out));
+  t.regex(readFileSync(join(dir, 'vae.report.html'), 'utf8'), /stopped at update \d+ of 100000/);
+
+  const resumed = await dalle([...common, '--steps', String(at + 6), '--sample-every', '3', '--resume']);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.regex(resumed.stdout, new RegExp(`trained ${at + 6} updates`));
+  using vae = loadDvae(out);
+  t.is(vae.config.imageSize, 32);
+  const html = readFileSync(join(dir, 'vae.report.html'), 'utf8');
+  t.regex(html, /<td>status<\/td><td>done<\/td>/);
+  const grids = html.match(/<img /g)?.length ?? 0;
+  t.true(grids >= 4, `${grids} sample grids`); // the interrupted run's first, then at every 3rd update and at the end
+  t.regex(html, /update 0: held-out images/, 'the resumed run keeps the report of the interrupted one');
+  await expectRendered(t, join(dir, 'vae.report.html'), grids);
+});
+
+test('tokenizer train, train and train-clip make a model that dalle generate loads', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dalle-train-'));
+  const tok = await dalle(['tokenizer', 'train', '--data', 'shapes', '--scenes', '300', '--vocab', '300', '-o', join(dir, 'tok.json')]);
+  t.is(tok.code, 0, tok.stderr);
+  t.regex(tok.stdout, /trained on 300 captions: 300 ids/);
+  t.is(loadHfJson(join(dir, 'tok.json')).vocabSize, 300);
+
+  const small = ['--data', 'shapes', '--capabilities', 'single', '--scenes', '64', '--tokenizer', join(dir, 'tok.json'), '--sample-every', '4'];
+  const tr = await dalle(['train', ...small, '--dvae', DVAE, '--steps', '6', '--batch', '8', '--layers', '1', '--width', '64', '-o', join(dir, 'transformer.safetensors')]);
+  t.is(tr.code, 0, tr.stderr);
+  t.regex(tr.stdout, /trained 6 updates: loss [\d.]+, held-out loss [\d.]+/);
+  const { model, tokenizer } = loadTransformer(join(dir, 'transformer.safetensors'));
+  t.is(model.config.layers, 1);
+  t.is(tokenizer?.vocabSize, 300);
+  model.dispose();
+
+  const cl = await dalle(['train-clip', ...small, '--steps', '6', '--batch', '16', '-o', join(dir, 'clip.safetensors')]);
+  t.is(cl.code, 0, cl.stderr);
+  const clip = loadClip(join(dir, 'clip.safetensors'));
+  t.is(clip.tokenizer?.vocabSize, 300);
+  clip.model.dispose();
+  await expectRendered(t, join(dir, 'clip.report.html'), 3);
+
+  const manifest = join(dir, 'mine.model.json');
+  writeFileSync(manifest, JSON.stringify({ format: 'dalle-engine/model@1', name: 'mine', dvae: DVAE, transformer: 'transformer.safetensors', clip: 'clip.safetensors' }));
+  await using mine = await Dalle.load(manifest);
+  const result = await mine.generate('a red circle', { n: 3, keep: 2 });
+  t.is(result.images.length, 2);
+  t.is(typeof result.images[0]!.score, 'number');
+});
