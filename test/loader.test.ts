@@ -6,14 +6,14 @@ import { join } from 'node:path';
 import test from 'ava';
 
 // A fresh process, because the loader caches the addon it found.
-function loadWith(binary: string): { status: number | null; out: string } {
+function loadWith(binary: string, env: NodeJS.ProcessEnv = {}): { status: number | null; out: string } {
   const script = `
     import { loadAddon, DalleLoadError } from ${JSON.stringify(new URL('../lib/index.ts', import.meta.url).href)};
     try { loadAddon(); console.log('LOADED'); }
     catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, isLoadError: e instanceof DalleLoadError, attempts: e.attempts, message: e.message })); }
   `;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    env: { ...process.env, DALLE_BINARY: binary },
+    env: { ...process.env, DALLE_BINARY: binary, ...env },
     encoding: 'utf8',
   });
   return { status: r.status, out: r.stdout + r.stderr };
@@ -60,4 +60,20 @@ test('DALLE_NUM_THREADS caps the thread pool; a value that is not a positive int
   const all = threadsWith('');
   t.true(all >= 1);
   for (const bad of ['0', '-2', 'two', '3x', '99999']) t.is(threadsWith(bad), all, bad);
+});
+
+test('DALLE_BACKEND=cuda accepts only a binary that sees a GPU and says why each other one was passed over', (t) => {
+  const { out } = loadWith('', { DALLE_BACKEND: 'cuda' });
+  if (out.includes('LOADED')) return t.pass('a GPU is present: the CUDA build loaded');
+  const err = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { code: string; attempts: { path: string; reason: string }[] };
+  t.is(err.code, 'E_LOAD');
+  const reason = (end: string) => err.attempts.find((a) => a.path.endsWith(end))?.reason ?? '';
+  t.regex(reason('prebuilds/linux-x64/dalle.node'), /DALLE_BACKEND=cuda \(this binary has no CUDA backend\)/);
+  t.regex(reason('-cuda/dalle.node'), /no NVIDIA driver|not installed/);
+  t.regex(reason('build/Release/dalle.node'), /no usable GPU|built without CUDA|no such file/);
+});
+
+test('a DALLE_BACKEND that is not cpu or cuda is refused by name', (t) => {
+  const { out } = loadWith('', { DALLE_BACKEND: 'tpu' });
+  t.regex(out, /DALLE_BACKEND must be 'cpu' or 'cuda', got \\?"tpu\\?"/);
 });

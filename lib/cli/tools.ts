@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { Dalle } from '../api/dalle.js';
 import { defaultModelPath, readManifest } from '../api/model-files.js';
 import { buildInfo } from '../engine.js';
-import { candidatePaths, packageRoot } from '../native/loader.js';
+import { candidates, loadedBinary, packageRoot, probeNvidiaDriver } from '../native/loader.js';
 import { saveHfJson } from '../tokenizer/formats.js';
 import { trainBpe } from '../tokenizer/train.js';
 import { intOption } from './options.js';
@@ -90,13 +90,17 @@ export function inspect(): Record<string, unknown> {
     out.binary = `not loaded: ${(err as Error).message}`;
     return out;
   }
-  out.binary = candidatePaths().find((p) => existsSync(p)) ?? 'unknown';
+  const loaded = loadedBinary();
+  out.binary = loaded ? `${loaded.path} (${loaded.kind})` : 'unknown';
+  const cudaPackage = candidates().find((c) => c.kind === 'cuda package')!;
+  out['cuda package'] = existsSync(cudaPackage.path) ? cudaPackage.path : 'not installed (npm adds it beside dalle-engine on linux-x64 with glibc)';
+  out.driver = probeNvidiaDriver().reason;
   out.simd = `${info.activeSimd} (built for ${info.simd})`;
   out.threads = info.threads;
   out.cuda = info.cudaCompiled ? `compiled in; ${info.cudaDevices} device(s)${info.cudaDeviceName ? `: ${info.cudaDeviceName}` : ''}${info.cublasLt ? ', cuBLASLt found' : ''}` : 'not compiled into this binary';
   out.backend = 'cpu';
   out['why not cuda'] = !info.cudaCompiled
-    ? 'this binary was built without CUDA (no nvcc at build time, or DALLE_CUDA=OFF)'
+    ? `this binary was built without CUDA${existsSync(cudaPackage.path) ? ` and the CUDA package was skipped: ${cudaPackage.skip ?? 'it did not load'}` : ''}`
     : info.cudaDevices === 0
       ? `no usable GPU: ${info.cudaError || 'the CUDA driver reports no device'}`
       : 'the CUDA backend does not run the transformer and CLIP ops yet';

@@ -42,7 +42,7 @@ export interface CommonTrainFlags {
 /** The options that say where examples come from (training commands and `tokenizer train`). */
 export function addDataOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--data <source>', "'shapes', 'emoji', a folder of image+caption pairs, a .jsonl manifest, or .tar shards (comma-separated)")
+    .requiredOption('--data <source>', "'shapes', 'emoji', a folder of image+caption pairs, a .jsonl manifest, or .tar shards (comma-separated); mix sources with + (shapes+emoji)")
     .option('--eval-data <source>', 'held-out data (shapes and emoji hold out their test split already)')
     .option('--capabilities <list>', `shapes scene kinds: some of ${CAPABILITIES.join(',')}`, listOf(CAPABILITIES))
     .option('--scenes <n>', 'shapes scenes to train on', intOption(1), 20000)
@@ -66,6 +66,7 @@ export function addTrainOptions(cmd: Command, defaults: { steps: number; batch: 
 }
 
 function sourceFor(value: string, size: number, flags: CommonTrainFlags, split: 'train' | 'test'): SourceSpec {
+  if (value.includes('+')) return { kind: 'mix', sources: value.split('+').map((part) => sourceFor(part, size, flags, split)) };
   if (value === 'shapes') {
     return { kind: 'shapes', size, count: split === 'train' ? flags.scenes : 64, split, seed: split === 'train' ? flags.seed : 77, ...(flags.capabilities ? { capabilities: flags.capabilities } : {}) };
   }
@@ -89,7 +90,8 @@ export interface TrainingData {
 
 export function trainingData(flags: CommonTrainFlags, size: number, preset: Preset, signal: AbortSignal): TrainingData {
   const train = sourceFor(flags.data, size, flags, 'train');
-  const evalValue = flags.evalData ?? (flags.data === 'shapes' || flags.data === 'emoji' ? flags.data : undefined);
+  const builtIn = flags.data.split('+').every((part) => part === 'shapes' || part === 'emoji');
+  const evalValue = flags.evalData ?? (builtIn ? flags.data : undefined);
   const held = evalValue === undefined ? null : sourceFor(evalValue, size, flags, evalValue === flags.data ? 'test' : 'train');
   const loader = (spec: SourceSpec, epoch: number, batchSize: number, augment: boolean) =>
     createLoader(spec, { batchSize, size, preset: augment ? preset : 'transformer', seed: flags.seed, epoch, workers: flags.workers, signal });

@@ -13,5 +13,6 @@ export type { JsonlSpec } from './jsonl/index.js';
 export type { WebDatasetSpec } from './webdataset/index.js';
 export type { EmojiSpec } from './emoji/index.js';
 export type { ShapesSpec } from './shapes/index.js';
+export type { MixSpec } from './mix/index.js';
 export * as shapes from './shapes/index.js';
 export * as emoji from './emoji/index.js';

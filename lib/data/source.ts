@@ -28,8 +28,8 @@ export interface ShardSpec {
   block: number;
 }
 
-export type SourceKind = 'shapes' | 'emoji' | 'folder' | 'jsonl' | 'webdataset';
-const KINDS: readonly SourceKind[] = ['shapes', 'emoji', 'folder', 'jsonl', 'webdataset'];
+export type SourceKind = 'shapes' | 'emoji' | 'folder' | 'jsonl' | 'webdataset' | 'mix';
+const KINDS: readonly SourceKind[] = ['shapes', 'emoji', 'folder', 'jsonl', 'webdataset', 'mix'];
 
 /** Any source's spec: plain JSON, so it can be posted to a worker. */
 export interface SourceSpec {
