@@ -7,7 +7,7 @@
 export { DalleAbortError, DalleError, DalleLoadError, type DalleErrorCode } from './errors.js';
 export { Tensor, f32ToBf16, bf16ToF32, type DType, type DeviceName, type TensorData, type TensorOptions } from './tensor.js';
 export { Arena, buildInfo, cachedBytes, liveBytes, releaseCachedMemory, setCheckFinite, setSimdLevel, type ArenaSpec, type BuildInfo, type SimdLevel } from './engine.js';
-export { loadAddon, candidatePaths } from './native/loader.js';
+export { loadAddon, candidatePaths, candidates, cudaPackageName, loadedBinary, probeNvidiaDriver, type Candidate } from './native/loader.js';
 export { Dalle, chooseBackend } from './api/dalle.js';
 export type { Backend, GeneratedImage, GenerateOptions, GenerateProgress, GenerateResult, LoadOptions, ModelInfo } from './api/types.js';
 export { defaultModelPath, loadModelFiles, MODEL_FORMAT, readManifest, type ModelFiles, type ModelManifest } from './api/model-files.js';

@@ -91,6 +91,7 @@ test('abort, a throwing progress callback and bad options fail only their own re
   const bad: Array<[string, object]> = [
     ['n', { n: 0 }], ['keep', { n: 2, keep: 3 }], ['seed', { seed: 1.5 }], ['temperature', { temperature: -1 }],
     ['topP', { topP: 0 }], ['rows', { rows: 3 }], ['image', { image: new Uint8Array([1, 2, 3]) }],
+    ['an option that cannot cross threads', { extra: () => 1 }],
   ];
   for (const [what, options] of bad) expectCode(t, await dalle.generate(PROMPT, options).catch((e: unknown) => e), 'E_INVALID_ARGUMENT', what);
   expectCode(t, await dalle.generate(42 as unknown as string).catch((e: unknown) => e), 'E_INVALID_ARGUMENT');

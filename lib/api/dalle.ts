@@ -155,8 +155,11 @@ export class Dalle implements AsyncDisposable {
     try {
       this.#worker.postMessage({ type: 'generate', id: next.id, prompt: next.prompt, options: request } satisfies ToWorker);
     } catch (err) {
-      // Options that cannot be cloned (a function, a symbol) are the caller's mistake, reported as such.
+      // Options that cannot be cloned (a function, a symbol) are the caller's mistake, reported as such; the worker
+      // never saw the request, so the next one can go.
+      this.#running = null;
       this.#settle(next, new DalleError('E_INVALID_ARGUMENT', `generate: options cannot be sent to the worker (${(err as Error).message})`));
+      this.#pump();
     }
   }
 
