@@ -1,5 +1,6 @@
 import test from 'ava';
 
+import { sourceFor } from '../lib/cli/training.js';
 import { openSource } from '../lib/data/mix/index.js';
 import { createLoader } from '../lib/data/loader.js';
 import type { Example } from '../lib/data/types.js';
@@ -44,4 +45,16 @@ test('bad mixes are refused with what is wrong', async (t) => {
     t.true(err instanceof DalleError && err.code === 'E_INVALID_ARGUMENT');
     t.regex(err!.message, message);
   }
+});
+
+test('--data names a mix with + and weighs its sources with *', (t) => {
+  const flags = { scenes: 100, seed: 3 };
+  t.deepEqual(sourceFor('shapes*3+emoji', 32, flags, 'train'), {
+    kind: 'mix',
+    sources: [{ kind: 'shapes', size: 32, count: 100, split: 'train', seed: 3 }, { kind: 'emoji', split: 'train', seed: 3 }],
+    weights: [3, 1],
+  });
+  t.deepEqual(sourceFor('shapes+emoji', 32, flags, 'test')['weights'], [1, 1]);
+  const err = t.throws(() => sourceFor('shapes*0+emoji', 32, flags, 'train'));
+  t.regex(err!.message, /the weight of shapes\*0 must be a positive number/);
 });

@@ -42,7 +42,7 @@ export interface CommonTrainFlags {
 /** The options that say where examples come from (training commands and `tokenizer train`). */
 export function addDataOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--data <source>', "'shapes', 'emoji', a folder of image+caption pairs, a .jsonl manifest, or .tar shards (comma-separated); mix sources with + (shapes+emoji)")
+    .requiredOption('--data <source>', "'shapes', 'emoji', a folder of image+caption pairs, a .jsonl manifest, or .tar shards (comma-separated); mix sources with + and weigh them with * (shapes*3+emoji)")
     .option('--eval-data <source>', 'held-out data (shapes and emoji hold out their test split already)')
     .option('--capabilities <list>', `shapes scene kinds: some of ${CAPABILITIES.join(',')}`, listOf(CAPABILITIES))
     .option('--scenes <n>', 'shapes scenes to train on', intOption(1), 20000)
@@ -65,8 +65,20 @@ export function addTrainOptions(cmd: Command, defaults: { steps: number; batch: 
     .option('--sample-every <n>', 'add a sample grid to the report every n updates (default: steps / 8)', intOption(1));
 }
 
-function sourceFor(value: string, size: number, flags: CommonTrainFlags, split: 'train' | 'test'): SourceSpec {
-  if (value.includes('+')) return { kind: 'mix', sources: value.split('+').map((part) => sourceFor(part, size, flags, split)) };
+/**
+ * The source spec a `--data` value names. `a+b` mixes sources evenly; `a*3+b` weights them (3 of a for each of b), so
+ * sources of different sizes can be made to run out together.
+ */
+export function sourceFor(value: string, size: number, flags: Pick<CommonTrainFlags, 'scenes' | 'seed' | 'capabilities'>, split: 'train' | 'test'): SourceSpec {
+  if (value.includes('+')) {
+    const parts = value.split('+').map((part) => {
+      const m = /^(.*)\*([0-9.]+)$/.exec(part);
+      const weight = m ? Number(m[2]) : 1;
+      if (!(weight > 0 && Number.isFinite(weight))) throw new DalleError('E_INVALID_ARGUMENT', `--data ${value}: the weight of ${part} must be a positive number`);
+      return { spec: sourceFor(m ? m[1]! : part, size, flags, split), weight };
+    });
+    return { kind: 'mix', sources: parts.map((p) => p.spec), weights: parts.map((p) => p.weight) };
+  }
   if (value === 'shapes') {
     return { kind: 'shapes', size, count: split === 'train' ? flags.scenes : 64, split, seed: split === 'train' ? flags.seed : 77, ...(flags.capabilities ? { capabilities: flags.capabilities } : {}) };
   }
@@ -90,7 +102,7 @@ export interface TrainingData {
 
 export function trainingData(flags: CommonTrainFlags, size: number, preset: Preset, signal: AbortSignal): TrainingData {
   const train = sourceFor(flags.data, size, flags, 'train');
-  const builtIn = flags.data.split('+').every((part) => part === 'shapes' || part === 'emoji');
+  const builtIn = flags.data.split('+').every((part) => /^(shapes|emoji)(\*[0-9.]+)?$/.test(part));
   const evalValue = flags.evalData ?? (builtIn ? flags.data : undefined);
   const held = evalValue === undefined ? null : sourceFor(evalValue, size, flags, evalValue === flags.data ? 'test' : 'train');
   const loader = (spec: SourceSpec, epoch: number, batchSize: number, augment: boolean) =>
