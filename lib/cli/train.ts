@@ -96,11 +96,11 @@ export function registerTrainCommands(program: Command): void {
       const controller = new AbortController();
       const data = trainingData(flags, flags.size, 'dvae', controller.signal);
       const held = await data.heldOut(GRID);
-      const sample = async (_step: number, report: TrainingReport): Promise<void> => {
+      const sample = async (step: number, report: TrainingReport): Promise<void> => {
         if (held.length === 0) return;
         const per = flags.size * flags.size * 3;
         const recon = await model.reconstruct(packImages(held), run);
-        report.samples(_step, sheet([held.map((e) => e.image.data), held.map((_, i) => recon.subarray(i * per, (i + 1) * per))], flags.size), 'held-out images (top) and their reconstructions (bottom)');
+        report.samples(step, sheet([held.map((e) => e.image.data), held.map((_, i) => recon.subarray(i * per, (i + 1) * per))], flags.size), 'held-out images (top) and their reconstructions (bottom)');
       };
       process.exitCode = await runTraining(
         flags,
@@ -142,9 +142,10 @@ export function registerTrainCommands(program: Command): void {
       const size = dvae.config.imageSize;
       const controller = new AbortController();
       const data = trainingData(flags, size, 'transformer', controller.signal);
-      const tokenizer = await tokenizerFor(flags, () => captionsOf(data.batches(0)));
       const encode = async (examples: AsyncIterable<Example> | Example[]) => encodeDataset(dvae, examples, { run });
       const train = await encode((async function* () { for await (const b of data.batches(0)) yield* unpack(b); })());
+      // The captions come from the encoded set: a second pass over the data would decode every image again.
+      const tokenizer = await tokenizerFor(flags, async function* () { yield* train.captions; });
       const heldExamples = await data.heldOut(64);
       const held = heldExamples.length > 0 ? await encode(heldExamples) : null;
       using model = DalleTransformer.create(
