@@ -85,10 +85,12 @@ test('tokenizer train, train and train-clip make a model that dalle generate loa
   t.is(tokenizer?.vocabSize, 300);
   model.dispose();
 
-  const cl = await dalle(['train-clip', ...small, '--steps', '6', '--batch', '16', '-o', join(dir, 'clip.safetensors')]);
+  const cl = await dalle(['train-clip', ...small, '--steps', '6', '--batch', '16', '--text-length', '20', '-o', join(dir, 'clip.safetensors')]);
   t.is(cl.code, 0, cl.stderr);
   const clip = loadClip(join(dir, 'clip.safetensors'));
   t.is(clip.tokenizer?.vocabSize, 300);
+  t.is(clip.model.config.textLen, 20);
+  t.is(clip.model.config.textVocab, 512, 'a smaller tokenizer keeps the preset’s text embedding');
   clip.model.dispose();
   await expectRendered(t, join(dir, 'clip.report.html'), 3);
 

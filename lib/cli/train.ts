@@ -9,7 +9,7 @@ import type { Example } from '../data/types.js';
 import { DalleError } from '../errors.js';
 import { cosineMatrix } from '../models/clip/loss.js';
 import { saveClip } from '../models/clip/io.js';
-import { Clip, type ClipPreset } from '../models/clip/model.js';
+import { Clip, type ClipPreset, clipPreset } from '../models/clip/model.js';
 import { type ClipBatch, trainClip } from '../models/clip/train.js';
 import { loadDvae, saveDvae } from '../models/dvae/io.js';
 import { Dvae } from '../models/dvae/model.js';
@@ -63,6 +63,7 @@ interface ClipFlags extends CommonTrainFlags {
   vocab: number;
   preset: ClipPreset;
   size: number;
+  textLength?: number;
 }
 
 /** A tokenizer from --tokenizer, or trained on the data's captions (deterministic: a resumed run gets the same). */
@@ -185,12 +186,17 @@ export function registerTrainCommands(program: Command): void {
     .option('--vocab <n>', 'BPE vocabulary when training the tokenizer', intOption(257), 512)
     .option('--preset <name>', 'shapes32 (conv image encoder) or shapes32-vit', 'shapes32')
     .option('--size <px>', 'image side', intOption(8, 1024), 32)
+    .option('--text-length <n>', 'text token slots (default: the preset’s, 16)', intOption(1, 1024))
     .action(async (flags: ClipFlags) => {
-      using model = Clip.create({ preset: flags.preset, imageSize: flags.size }, { seed: flags.seed });
       const controller = new AbortController();
       const data = trainingData(flags, flags.size, 'transformer', controller.signal);
       const tokenizer = await tokenizerFor(flags, () => captionsOf(data.batches(0)));
-      if (tokenizer.vocabSize > model.config.textVocab) throw new DalleError('E_INVALID_ARGUMENT', `the tokenizer has ${tokenizer.vocabSize} ids; this CLIP takes ${model.config.textVocab}`);
+      // The text embedding grows to the tokenizer's ids; the preset's size stays the floor, so its recipes reproduce.
+      const preset = clipPreset(flags.preset);
+      using model = Clip.create(
+        { preset: flags.preset, imageSize: flags.size, textVocab: Math.max(preset.textVocab, tokenizer.vocabSize), textLen: flags.textLength ?? preset.textLen },
+        { seed: flags.seed },
+      );
       const T = model.config.textLen;
       const held = await data.heldOut(64);
       const pack = (examples: Example[], dropout: number, seed: number): ClipBatch => {

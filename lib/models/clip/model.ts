@@ -45,7 +45,8 @@ export const CLIP_PRESETS = {
 
 export type ClipPreset = keyof typeof CLIP_PRESETS | 'shapes32';
 
-function preset(name: ClipPreset): ClipConfig {
+/** The configuration a preset name stands for. */
+export function clipPreset(name: ClipPreset): ClipConfig {
   // 'shapes32' is the encoder that measured better there: the conv net (82/100 against 73/100 reranked, README).
   return CLIP_PRESETS[name === 'shapes32' ? 'shapes32-conv' : name];
 }
@@ -124,7 +125,7 @@ export class Clip implements Disposable {
    */
   static create(config: ClipPreset | (Partial<ClipConfig> & { preset?: ClipPreset }) = 'shapes32', options: { seed?: number } = {}): Clip {
     const name = typeof config === 'string' ? config : (config.preset ?? (config.imageEncoder ? (`shapes32-${config.imageEncoder}` as const) : 'shapes32'));
-    const base = preset(name) as ClipConfig | undefined;
+    const base = clipPreset(name) as ClipConfig | undefined;
     if (!base) throw new DalleError('E_INVALID_ARGUMENT', `unknown CLIP preset ${JSON.stringify(name)}`);
     const { preset: _p, ...over } = typeof config === 'string' ? {} : config;
     const model = new Clip({ ...base, ...over });
