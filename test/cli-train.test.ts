@@ -84,6 +84,10 @@ test('tokenizer train, train and train-clip make a model that dalle generate loa
   t.is(model.config.layers, 1);
   t.is(tokenizer?.vocabSize, 300);
   model.dispose();
+  // The checkpoint carries the tokenizer too, so a stopped run's checkpoint can stand in for the weights.
+  const fromCheckpoint = loadTransformer(join(dir, 'transformer.checkpoint.safetensors'));
+  t.is(fromCheckpoint.tokenizer?.vocabSize, 300);
+  fromCheckpoint.model.dispose();
 
   const cl = await dalle(['train-clip', ...small, '--steps', '6', '--batch', '16', '--text-length', '20', '-o', join(dir, 'clip.safetensors')]);
   t.is(cl.code, 0, cl.stderr);
@@ -91,6 +95,9 @@ test('tokenizer train, train and train-clip make a model that dalle generate loa
   t.is(clip.tokenizer?.vocabSize, 300);
   t.is(clip.model.config.textLen, 20);
   t.is(clip.model.config.textVocab, 512, 'a smaller tokenizer keeps the preset’s text embedding');
+  const clipCheckpoint = loadClip(join(dir, 'clip.checkpoint.safetensors'));
+  t.is(clipCheckpoint.tokenizer?.vocabSize, 300);
+  clipCheckpoint.model.dispose();
   clip.model.dispose();
   await expectRendered(t, join(dir, 'clip.report.html'), 3);
 

@@ -20,7 +20,7 @@ import { DalleTransformer } from '../models/transformer/model.js';
 import { encodeDataset, textCodeBatches, textSlots, trainTransformer } from '../models/transformer/train.js';
 import { syncRunner } from '../nn/runner.js';
 import type { BpeTokenizer } from '../tokenizer/bpe.js';
-import { loadHfJson } from '../tokenizer/formats.js';
+import { loadHfJson, toHfJson } from '../tokenizer/formats.js';
 import { trainBpe } from '../tokenizer/train.js';
 import type { TrainingReport } from '../train/report.js';
 import { intOption, numberOption } from './options.js';
@@ -163,7 +163,7 @@ export function registerTrainCommands(program: Command): void {
       const T = model.config.textLen;
       process.exitCode = await runTraining(
         flags,
-        { title: `transformer training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: `${data.describe}; ${train.captions.length} examples encoded`, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch } },
+        { title: `transformer training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: `${data.describe}; ${train.captions.length} examples encoded`, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) } },
         sample,
         (s) =>
           trainTransformer(model, {
@@ -221,7 +221,7 @@ export function registerTrainCommands(program: Command): void {
       };
       process.exitCode = await runTraining(
         flags,
-        { title: `CLIP training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: data.describe, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch } },
+        { title: `CLIP training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: data.describe, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) } },
         sample,
         (s) =>
           trainClip(model, {

@@ -145,7 +145,7 @@ export interface TrainingSession {
  */
 export async function runTraining(
   flags: CommonTrainFlags,
-  header: { title: string; facts: Record<string, string | number> },
+  header: { title: string; facts: Record<string, string | number>; checkpointMetadata?: Record<string, string> },
   sample: (step: number, report: TrainingReport) => Promise<void>,
   train: (session: TrainingSession) => Promise<TrainResult>,
   save: (result: TrainResult) => Promise<void>,
@@ -176,7 +176,7 @@ export async function runTraining(
       signal: controller.signal,
       onProgress,
       progressEvery: 1,
-      checkpoint: { path: checkpoint, every: flags.checkpointEvery || undefined },
+      checkpoint: { path: checkpoint, every: flags.checkpointEvery || undefined, ...(header.checkpointMetadata ? { metadata: header.checkpointMetadata } : {}) },
       resumeFrom: flags.resume ? checkpoint : undefined,
     },
     between: <B>(batches: AsyncIterable<B>) =>

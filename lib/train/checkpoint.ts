@@ -25,12 +25,14 @@ function sections(task: TrainTask<unknown>, state: TrainState): Array<[string, A
   return out;
 }
 
-export async function writeCheckpoint(path: string, task: TrainTask<unknown>, state: TrainState, progress: CheckpointState): Promise<string> {
+/** `extra` metadata is stored too; it cannot replace the checkpoint's own entries. */
+export async function writeCheckpoint(path: string, task: TrainTask<unknown>, state: TrainState, progress: CheckpointState, extra: Record<string, string> = {}): Promise<string> {
   const tensors: Record<string, SafeTensor> = {};
   for (const [prefix, arena] of sections(task, state)) {
     for (const [name, t] of arena.tensors) tensors[`${prefix}.${name}`] = { dtype: 'F32', shape: [...t.shape], data: t.toFloat32Array() };
   }
   await writeSafetensors(path, tensors, {
+    ...extra,
     format: CHECKPOINT_FORMAT,
     task: task.kind,
     config: task.configJson,

@@ -79,8 +79,11 @@ export interface TrainerOptions<B> {
    * `data()` yields; reported in progress and the result. The batches should be a fixed set, so figures compare.
    */
   eval?: { every: number; data: () => AsyncIterable<B> };
-  /** Where to save checkpoints; with `every`, also every that many updates. One is always written at the end or on abort. */
-  checkpoint?: { path: string; every?: number };
+  /**
+   * Where to save checkpoints; with `every`, also every that many updates. One is always written at the end or on abort.
+   * `metadata` rides along in the file's `__metadata__` (a tokenizer, so the checkpoint also loads as weights).
+   */
+  checkpoint?: { path: string; every?: number; metadata?: Record<string, string> };
   /** Continue from this checkpoint (written by a trainer of the same task and config). */
   resumeFrom?: string;
   /** How ops run: asyncRunner (default) keeps the event loop free between ops. */
@@ -202,7 +205,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
   let checkpoint: string | null = null;
   const save = async (): Promise<void> => {
     if (!options.checkpoint) return;
-    checkpoint = await writeCheckpoint(options.checkpoint.path, task, state, { step, epoch: data.epoch, batchInEpoch: data.index, skippedSteps: skipped });
+    checkpoint = await writeCheckpoint(options.checkpoint.path, task, state, { step, epoch: data.epoch, batchInEpoch: data.index, skippedSteps: skipped }, options.checkpoint.metadata);
   };
 
   const t0 = performance.now();
