@@ -9,16 +9,18 @@ import { TrainingReport } from '../lib/train/report.js';
 import type { TrainProgress } from '../lib/train/trainer.js';
 import { chromiumPath, renderedCheck } from './helpers/chromium.js';
 
-function progress(step: number, loss: number, evalLoss?: number): TrainProgress {
+// As the trainer sends them: held out every 50 updates, the latest held-out metrics repeated in between.
+function progress(step: number, loss: number): TrainProgress {
+  const evalStep = step - (step % 50);
   return {
     step, steps: 100, epoch: 0, metrics: { loss, nll: loss / 2 }, lr: 1e-3 * (1 - step / 100), gradNorm: 1 / step, skippedSteps: 0,
-    ...(evalLoss === undefined ? {} : { evalMetrics: { loss: evalLoss } }), elapsedSeconds: step / 10, stepsPerSecond: 10, examplesPerSecond: 80, etaSeconds: (100 - step) / 10,
+    ...(evalStep === 0 ? {} : { evalMetrics: { loss: 6 / evalStep }, evalStep }), elapsedSeconds: step / 10, stepsPerSecond: 10, examplesPerSecond: 80, etaSeconds: (100 - step) / 10,
   };
 }
 
 function sampleReport(dir: string): TrainingReport {
   const report = new TrainingReport(join(dir, 'run.report.html'), { title: 'a <test> run', facts: { model: '{"width":64}', data: 'shapes & more' } });
-  for (let step = 10; step <= 100; step += 10) report.progress(progress(step, 5 / step, step % 50 === 0 ? 6 / step : undefined));
+  for (let step = 10; step <= 100; step += 10) report.progress(progress(step, 5 / step));
   const red = new Uint8Array(8 * 8 * 3).map((_, i) => (i % 3 === 0 ? 255 : 0));
   const blue = new Uint8Array(8 * 8 * 3).map((_, i) => (i % 3 === 2 ? 255 : 0));
   report.samples(50, imageGrid([red, blue], 8, { scale: 4 }), 'two squares');
@@ -34,7 +36,7 @@ test('the report holds every curve, the held-out points, the sample grids and es
   t.is(html.match(/<svg /g)?.length, 4);
   t.is(html.match(/<polyline class="train"/g)?.length, 4);
   t.is(html.match(/<polyline class="eval"/g)?.length, 1);
-  t.is(html.match(/<circle /g)?.length, 2);
+  t.is(html.match(/<circle /g)?.length, 2, 'one held-out point per evaluation');
   t.is(html.match(/src="data:image\/png;base64,/g)?.length, 2);
   t.true(html.indexOf('update 100: the other way round') < html.indexOf('update 50: two squares'), 'newest grid first');
   t.regex(html, /a &#60;test&#62; run/);

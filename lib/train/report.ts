@@ -79,10 +79,12 @@ export class TrainingReport {
       dropFrom(this.#train, p.step); // a run resumed from an older checkpoint redoes these updates
       this.#train.push({ step: p.step, values: { ...finite(p.metrics), lr: p.lr, 'grad norm': p.gradNorm } });
     }
-    if (p.evalMetrics && p.step !== this.#lastEvalStep) {
-      dropFrom(this.#eval, p.step);
-      this.#eval.push({ step: p.step, values: finite(p.evalMetrics) });
-      this.#lastEvalStep = p.step;
+    // Events repeat the latest held-out metrics until the next evaluation: one point per evaluation.
+    const evalStep = p.evalStep ?? p.step;
+    if (p.evalMetrics && evalStep !== this.#lastEvalStep) {
+      dropFrom(this.#eval, evalStep);
+      this.#eval.push({ step: evalStep, values: finite(p.evalMetrics) });
+      this.#lastEvalStep = evalStep;
     }
     if (performance.now() / 1000 - this.#lastWrite >= WRITE_EVERY_S) this.write('running', p);
   }

@@ -47,6 +47,8 @@ export interface TrainProgress {
   skippedSteps: number;
   /** The latest held-out metrics (means over the eval batches), when `eval` is set and has run. */
   evalMetrics?: StepMetrics;
+  /** The update after which `evalMetrics` were measured (they repeat in the events until the next evaluation). */
+  evalStep?: number;
   elapsedSeconds: number;
   stepsPerSecond: number;
   examplesPerSecond: number;
@@ -201,6 +203,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
   let skipped = progressState.skippedSteps;
   let metrics: StepMetrics | null = null;
   let evalMetrics: StepMetrics | null = null;
+  let evalStep = 0;
   let stopped: TrainResult['stopped'] = 'done';
   let checkpoint: string | null = null;
   const save = async (): Promise<void> => {
@@ -236,7 +239,10 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
         skipped++;
       }
       step++;
-      if (options.eval && (step % options.eval.every === 0 || step === options.steps)) evalMetrics = await evaluate(task, options.eval.data(), run);
+      if (options.eval && (step % options.eval.every === 0 || step === options.steps)) {
+        evalMetrics = await evaluate(task, options.eval.data(), run);
+        evalStep = step;
+      }
       if (options.onProgress && (step % every === 0 || step === options.steps)) {
         const elapsed = (performance.now() - t0) / 1000;
         const rate = (step - firstStep) / elapsed;
@@ -248,7 +254,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
           lr,
           gradNorm,
           skippedSteps: skipped,
-          ...(evalMetrics ? { evalMetrics } : {}),
+          ...(evalMetrics ? { evalMetrics, evalStep } : {}),
           elapsedSeconds: elapsed,
           stepsPerSecond: rate,
           examplesPerSecond: examples / elapsed,
