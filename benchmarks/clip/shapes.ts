@@ -15,11 +15,11 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { checkCaption, evaluationPrompts, shapesExamples } from '../../lib/data/shapes/index.js';
+import { evaluationPrompts, shapesExamples } from '../../lib/data/shapes/index.js';
 import type { Example } from '../../lib/data/types.js';
 import { saveClip } from '../../lib/models/clip/io.js';
 import { Clip, type ClipPreset } from '../../lib/models/clip/model.js';
-import { rerank, retrievalTop1, trainClip, type ClipBatch } from '../../lib/models/clip/train.js';
+import { retrievalTop1, trainClip, type ClipBatch } from '../../lib/models/clip/train.js';
 import { loadDvae } from '../../lib/models/dvae/io.js';
 import { generateImages } from '../../lib/models/transformer/generate.js';
 import { loadTransformer } from '../../lib/models/transformer/io.js';
@@ -27,6 +27,7 @@ import { textSlots } from '../../lib/models/transformer/train.js';
 import { syncRunner } from '../../lib/nn/runner.js';
 import { trainBpe } from '../../lib/tokenizer/train.js';
 import { arg, argStr } from '../args.js';
+import { judgeSamples } from '../model/judge.js';
 
 const STEPS = arg('--steps', 1500);
 const BATCH = arg('--batch', 32);
@@ -101,13 +102,10 @@ if (transformerPath) {
   for (const p of prompts) {
     for (let s = 0; s < SEEDS; s++) {
       const out = await generateImages(model, vae, tokenizer!, Array<string>(N).fill(p.caption), { seed: 1000 * s + 7, run });
-      const per = 32 * 32 * 3;
-      const image = (i: number) => ({ width: 32, height: 32, data: out.images.subarray(i * per, (i + 1) * per) });
-      const ok = Array.from({ length: N }, (_, i) => checkCaption(image(i), p.caption));
-      const best = await rerank(clip, textSlots(tok, p.caption, T), out.images, 1, { run });
-      plain += ok[0] ? 1 : 0;
-      reranked += ok[best.order[0]!] ? 1 : 0;
-      oracle += ok.some(Boolean) ? 1 : 0;
+      const v = await judgeSamples(clip, textSlots(tok, p.caption, T), p.caption, out.images, 32, run);
+      plain += v.first ? 1 : 0;
+      reranked += v.best ? 1 : 0;
+      oracle += v.any ? 1 : 0;
       cases++;
     }
   }

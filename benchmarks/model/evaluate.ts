@@ -18,12 +18,13 @@ import { fileURLToPath } from 'node:url';
 
 import { loadModelFiles } from '../../lib/api/model-files.js';
 import { createLoader } from '../../lib/data/loader.js';
-import { checkCaption, evaluationPrompts } from '../../lib/data/shapes/index.js';
-import { rerank, retrievalTop1 } from '../../lib/models/clip/train.js';
+import { evaluationPrompts } from '../../lib/data/shapes/index.js';
+import { retrievalTop1 } from '../../lib/models/clip/train.js';
 import { generateImages } from '../../lib/models/transformer/generate.js';
 import { textSlots } from '../../lib/models/transformer/train.js';
 import { syncRunner } from '../../lib/nn/runner.js';
 import { arg, argStr } from '../args.js';
+import { judgeSamples } from './judge.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const run = syncRunner;
@@ -47,11 +48,10 @@ for (const kind of kinds) {
   const score = { prompts: prompts.length, firstSample: 0, clipBest: 0, anyOfN: 0, examples: prompts.slice(0, 3).map((p) => p.caption) };
   for (const p of prompts) {
     const out = await generateImages(transformer, dvae, tokenizer, Array<string>(N).fill(p.caption), { seed: SEED, run });
-    const ok = Array.from({ length: N }, (_, i) => checkCaption({ width: S, height: S, data: out.images.subarray(i * per, (i + 1) * per) }, p.caption));
-    const best = await rerank(clip.model, clipText(p.caption), out.images, 1, { run });
-    score.firstSample += ok[0] ? 1 : 0;
-    score.clipBest += ok[best.order[0]!] ? 1 : 0;
-    score.anyOfN += ok.some(Boolean) ? 1 : 0;
+    const v = await judgeSamples(clip.model, clipText(p.caption), p.caption, out.images, S, run);
+    score.firstSample += v.first ? 1 : 0;
+    score.clipBest += v.best ? 1 : 0;
+    score.anyOfN += v.any ? 1 : 0;
   }
   shapes[kind] = score;
   console.log(`${kind.padEnd(10)} ${prompts.length} prompts, n = ${N}: detector passes the first sample ${score.firstSample}/${prompts.length}, CLIP's best ${score.clipBest}/${prompts.length}, any of the ${N} ${score.anyOfN}/${prompts.length}`);
