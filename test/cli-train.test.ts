@@ -58,7 +58,7 @@ test('train-vae: Ctrl-C leaves a checkpoint, --resume finishes the run; weights 
 
   const resumed = await dalle([...common, '--steps', String(at + 6), '--sample-every', '3', '--resume']);
   t.is(resumed.code, 0, resumed.stderr);
-  t.regex(resumed.stdout, new RegExp(`trained ${at + 6} updates`));
+  t.regex(resumed.stdout, new RegExp(`trained ${at + 6} updates: loss [\\d.]+, held-out loss [\\d.]+, [\\d.]+ dB`));
   using vae = loadDvae(out);
   t.is(vae.config.imageSize, 32);
   const html = readFileSync(join(dir, 'vae.report.html'), 'utf8');
@@ -66,6 +66,7 @@ test('train-vae: Ctrl-C leaves a checkpoint, --resume finishes the run; weights 
   const grids = html.match(/<img /g)?.length ?? 0;
   t.true(grids >= 4, `${grids} sample grids`); // the interrupted run's first, then at every 3rd update and at the end
   t.regex(html, /update 0: held-out images/, 'the resumed run keeps the report of the interrupted one');
+  t.regex(html, /aria-label="psnr"/, 'a held-out PSNR curve');
   await expectRendered(t, join(dir, 'vae.report.html'), grids);
 });
 

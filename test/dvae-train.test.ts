@@ -129,10 +129,13 @@ test.serial('a training step frees every tensor it made, without waiting for a g
   using grads = new Arena(dvaeParamSpecs(TINY));
   const options = { beta: 1, tau: 0.5, seed: 1, offset: 0 };
   for (const run of [syncRunner, asyncRunner]) {
-    await model.lossAndGrad(xt, grads, options, run);
+    const trained = await model.lossAndGrad(xt, grads, options, run);
     const before = liveBytes();
     for (let i = 0; i < 3; i++) await model.lossAndGrad(xt, grads, options, run);
     t.is(liveBytes(), before, run === syncRunner ? 'sync' : 'async');
+    // The objective alone (held-out evaluation) runs the same forward and frees it too.
+    t.deepEqual(await model.loss(xt, options, run), trained);
+    t.is(liveBytes(), before, run === syncRunner ? 'sync, loss only' : 'async, loss only');
   }
 });
 
@@ -227,8 +230,7 @@ test('training reduces the loss, reports progress, and an aborted run resumes to
   const probe = async (): Promise<number> => {
     const first = (await tinyData(1)(0).next()).value as Batch;
     using x = straight.pixelsTensor(first.images);
-    using scratch = new Arena(dvaeParamSpecs(TINY));
-    return (await straight.lossAndGrad(x, scratch, { beta: 0, tau: 1, seed: 1, offset: 0 })).nll;
+    return (await straight.loss(x, { beta: 0, tau: 1, seed: 1, offset: 0 })).nll;
   };
   const before = await probe();
   const full = await trainDvae(straight, { ...common, progressEvery: 2, onProgress: (p) => events.push(p), checkpoint: { path: join(dir, 'full.safetensors') } });
@@ -268,6 +270,37 @@ test('training reduces the loss, reports progress, and an aborted run resumes to
   using emaModel = Dvae.create(TINY);
   emaModel.params.flat.write(full.ema!);
   t.deepEqual(emaModel.params.flat.toFloat32Array(), fromCheckpoint.params.flat.toFloat32Array());
+});
+
+test('held-out evaluation: the objective where the schedules are, under fixed noise, and the argmax codes’ PSNR and perplexity', async (t) => {
+  const held = (await tinyData(1, 6)(7).next()).value as Batch; // larger than batchSize: evaluation takes any batch
+  const beta = { from: 0, to: 1, steps: 4 };
+  const tau = { from: 1, to: 0.5, steps: 8 };
+  const options = { data: tinyData(2), batchSize: 4, steps: 8, lr: { from: 3e-3, to: 1e-4, steps: 8 }, beta, tau, squaredError: { steps: 4, weight: 30 }, seed: 5 };
+  using model = Dvae.create(TINY, { seed: 42 });
+  const events: TrainProgress[] = [];
+  const result = await trainDvae(model, { ...options, eval: { every: 3, data: async function* () { yield held; } }, progressEvery: 1, onProgress: (p) => events.push(p) });
+  t.deepEqual([...new Set(events.map((e) => e.evalStep).filter((s) => s !== undefined))], [3, 6, 8]);
+  t.true(events.every((e) => e.evalMetrics === undefined || (e.evalMetrics.psnr! > 0 && e.evalMetrics.perplexity! >= 1)));
+  // Evaluating swaps the EMA weights in and back out: training goes on exactly as without it.
+  using plain = Dvae.create(TINY, { seed: 42 });
+  await trainDvae(plain, options);
+  t.deepEqual(model.params.flat.toFloat32Array(), plain.params.flat.toFloat32Array());
+
+  // The figures are the EMA weights' (what a run saves). After update 8, past the squared-error updates: the
+  // logit-Laplace objective at β(8), τ(8), noise words from 0.
+  model.params.flat.write(result.ema!);
+  using x = model.pixelsTensor(held.images);
+  const direct = await model.loss(x, { beta: cosineAt(beta, 8), tau: cosineAt(tau, 8), seed: 5, offset: 0 });
+  const m = result.evalMetrics!;
+  const close = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b));
+  t.true(close(m.loss, direct.loss) && close(m.nll!, direct.nll) && close(m.kl!, direct.kl), `${JSON.stringify(m)} vs ${JSON.stringify(direct)}`);
+  const examples = held.captions.map((caption, i) => ({ key: held.keys[i]!, caption, image: { width: 8, height: 8, data: held.images.subarray(i * 192, (i + 1) * 192) } }));
+  const evaluation = await evaluateDvae(model, examples);
+  t.true(close(m.psnr!, evaluation.psnr), `psnr ${m.psnr} vs evaluateDvae ${evaluation.psnr}`);
+  t.true(close(m.perplexity!, evaluation.usage.perplexity), `perplexity ${m.perplexity} vs ${evaluation.usage.perplexity}`);
+  // Evaluated again, the same numbers: the noise is fixed.
+  t.deepEqual(await model.loss(x, { beta: cosineAt(beta, 8), tau: cosineAt(tau, 8), seed: 5, offset: 0 }), direct);
 });
 
 test('a learning-rate warm-up scales the first updates by (i+1)/N, then follows the cosine schedule', async (t) => {

@@ -234,6 +234,7 @@ test.serial('resuming from a checkpoint reproduces the same losses bit for bit; 
       run: syncRunner,
       ...extra,
     });
+    model.params.flat.write(result.ema!); // with an EMA, held-out figures are the EMA weights'
     const finalHeldOut = (await model.loss(model.tokenBatch(heldOut.text, heldOut.codes), syncRunner)).loss;
     return { losses, evals, result, finalHeldOut };
   };

@@ -24,7 +24,7 @@ import { loadHfJson, toHfJson } from '../tokenizer/formats.js';
 import { trainBpe } from '../tokenizer/train.js';
 import type { TrainingReport } from '../train/report.js';
 import { intOption, numberOption } from './options.js';
-import { addTrainOptions, type CommonTrainFlags, runTraining, trainingData, unpack } from './training.js';
+import { addTrainOptions, type CommonTrainFlags, pack, runTraining, trainingData, unpack } from './training.js';
 
 // Sampling for the report runs between updates with the same synchronous runner as the trainer (TrainingSession.trainer).
 const run = syncRunner;
@@ -96,11 +96,12 @@ export function registerTrainCommands(program: Command): void {
       using model = Dvae.create({ preset: flags.size === 64 ? 'small64' : 'small32', ...(flags.vocab ? { vocabSize: flags.vocab } : {}), ...(flags.hidden ? { nHid: flags.hidden } : {}) }, { seed: flags.seed });
       const controller = new AbortController();
       const data = trainingData(flags, flags.size, 'dvae', controller.signal);
-      const held = await data.heldOut(GRID);
+      const heldBatch = pack(await data.heldOut(64), flags.size);
+      const held = unpack(heldBatch).slice(0, GRID);
       const sample = async (step: number, report: TrainingReport): Promise<void> => {
         if (held.length === 0) return;
         const per = flags.size * flags.size * 3;
-        const recon = await model.reconstruct(packImages(held), run);
+        const recon = await model.reconstruct(heldBatch.images.subarray(0, held.length * per), run);
         report.samples(step, sheet([held.map((e) => e.image.data), held.map((_, i) => recon.subarray(i * per, (i + 1) * per))], flags.size), 'held-out images (top) and their reconstructions (bottom)');
       };
       process.exitCode = await runTraining(
@@ -120,6 +121,7 @@ export function registerTrainCommands(program: Command): void {
             emaDecay: flags.ema > 0 ? flags.ema : null,
             squaredError: flags.mseSteps > 0 ? { steps: flags.mseSteps } : undefined,
             seed: flags.seed,
+            ...(heldBatch.captions.length > 0 ? { eval: { every: Math.max(1, Math.round(flags.steps / 20)), data: async function* () { yield heldBatch; } } } : {}),
             ...s.trainer,
           }),
         async (result) => {
@@ -199,12 +201,12 @@ export function registerTrainCommands(program: Command): void {
       );
       const T = model.config.textLen;
       const held = await data.heldOut(64);
-      const pack = (examples: Example[], dropout: number, seed: number): ClipBatch => {
+      const clipBatch = (examples: Example[], dropout: number, seed: number): ClipBatch => {
         const text = new Int32Array(examples.length * T);
         examples.forEach((e, i) => text.set(textSlots(tokenizer, e.caption, T, { dropout, seed: seed + i }), i * T));
-        return { text, images: packImages(examples) };
+        return { text, images: pack(examples, flags.size).images };
       };
-      const heldBatch = held.length > 0 ? pack(held, 0, 0) : null;
+      const heldBatch = held.length > 0 ? clipBatch(held, 0, 0) : null;
       const sample = async (step: number, report: TrainingReport): Promise<void> => {
         if (heldBatch === null) return;
         // For the first captions, the held-out image CLIP ranks best among all of them.
@@ -231,7 +233,7 @@ export function registerTrainCommands(program: Command): void {
                 (async function* () {
                   let at = 0; // BPE-dropout seeds: fresh per example and epoch, the same on a rerun
                   for await (const b of data.batches(epoch)) {
-                    yield pack(unpack(b), 0.1, epoch * 1_000_003 + at);
+                    yield clipBatch(unpack(b), 0.1, epoch * 1_000_003 + at);
                     at += b.captions.length;
                   }
                 })(),
@@ -248,11 +250,4 @@ export function registerTrainCommands(program: Command): void {
       );
       controller.abort();
     });
-}
-
-function packImages(examples: readonly Example[]): Uint8Array {
-  const per = examples[0]!.image.data.length;
-  const out = new Uint8Array(examples.length * per);
-  examples.forEach((e, i) => out.set(e.image.data, i * per));
-  return out;
 }

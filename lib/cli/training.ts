@@ -15,7 +15,7 @@ import type { Batch, Example } from '../data/types.js';
 import { DalleError } from '../errors.js';
 import { syncRunner } from '../nn/runner.js';
 import { TrainingReport } from '../train/report.js';
-import type { TrainerOptions, TrainProgress, TrainResult } from '../train/trainer.js';
+import type { StepMetrics, TrainerOptions, TrainProgress, TrainResult } from '../train/trainer.js';
 import { abortOnCtrlC, EXIT_INTERRUPTED } from './interrupt.js';
 import { intOption, listOf, numberOption } from './options.js';
 import { Progress } from './progress.js';
@@ -122,6 +122,19 @@ export function trainingData(flags: CommonTrainFlags, size: number, preset: Pres
   };
 }
 
+/** The held-out loss, and the reconstruction PSNR where the task measures one (the dVAE's). */
+function heldOutText(m: StepMetrics): string {
+  return `${m.loss.toFixed(4)}${m.psnr === undefined ? '' : `, ${m.psnr.toFixed(2)} dB`}`;
+}
+
+/** Examples of `size`² pixels as a batch (its pixels copied): unpack's inverse. */
+export function pack(examples: readonly Example[], size: number): Batch {
+  const per = size * size * 3;
+  const images = new Uint8Array(examples.length * per);
+  examples.forEach((e, i) => images.set(e.image.data, i * per));
+  return { size, images, captions: examples.map((e) => e.caption), keys: examples.map((e) => e.key) };
+}
+
 /** A loader batch as examples (views into its pixels). */
 export function unpack(b: Batch): Example[] {
   const per = b.size * b.size * 3;
@@ -165,7 +178,7 @@ export async function runTraining(
   let nextSample = 0;
   const onProgress = (p: TrainProgress): void => {
     step = p.step;
-    progress.update(p.step, `loss ${p.metrics.loss.toFixed(4)}${p.evalMetrics ? ` (held out ${p.evalMetrics.loss.toFixed(4)})` : ''}`);
+    progress.update(p.step, `loss ${p.metrics.loss.toFixed(4)}${p.evalMetrics ? ` (held out ${heldOutText(p.evalMetrics)})` : ''}`);
     report.progress(p);
   };
   const session: TrainingSession = {
@@ -202,7 +215,7 @@ export async function runTraining(
     await sample(result.steps, report);
     await save(result);
     report.write('done');
-    const held = result.evalMetrics ? `, held-out loss ${result.evalMetrics.loss.toFixed(4)}` : '';
+    const held = result.evalMetrics ? `, held-out loss ${heldOutText(result.evalMetrics)}` : '';
     process.stdout.write(`trained ${result.steps} updates: loss ${result.metrics?.loss.toFixed(4) ?? '—'}${held}; wrote ${out} and ${report.path}\n`);
     return 0;
   } catch (err) {

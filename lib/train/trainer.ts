@@ -24,8 +24,11 @@ export interface TrainTask<B> {
   step(batch: B, grads: Arena, step: number, run: OpRunner): Promise<StepMetrics>;
   /** Examples in a batch, for the rate shown in progress. */
   batchSize(batch: B): number;
-  /** The loss on a held-out batch, without gradients (needed for `TrainerOptions.eval`). */
-  evalLoss?(batch: B, run: OpRunner): Promise<StepMetrics>;
+  /**
+   * The loss on a held-out batch, without gradients (needed for `TrainerOptions.eval`), after `step` updates (for
+   * objectives with schedules of their own).
+   */
+  evalLoss?(batch: B, run: OpRunner, step: number): Promise<StepMetrics>;
 }
 
 export interface AdamWConfig {
@@ -79,6 +82,7 @@ export interface TrainerOptions<B> {
   /**
    * Held-out evaluation: every `every` updates (and after the last) the mean of the task's evalLoss over the batches
    * `data()` yields; reported in progress and the result. The batches should be a fixed set, so figures compare.
+   * With `emaDecay`, the EMA weights are evaluated: they are what a run saves, so the held-out figures are the model's.
    */
   eval?: { every: number; data: () => AsyncIterable<B> };
   /**
@@ -240,7 +244,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainerOptions<B>): 
       }
       step++;
       if (options.eval && (step % options.eval.every === 0 || step === options.steps)) {
-        evalMetrics = await evaluate(task, options.eval.data(), run);
+        evalMetrics = await withWeights(task.params, state.ema, () => evaluate(task, options.eval!.data(), run, step));
         evalStep = step;
       }
       if (options.onProgress && (step % every === 0 || step === options.steps)) {
@@ -276,13 +280,25 @@ export function learningRateAt(o: Pick<TrainerOptions<unknown>, 'lr' | 'lrWarmup
   return cosineAt(o.lr, step) * (step < warmup ? (step + 1) / warmup : 1);
 }
 
+/** `fn` run with `weights` (an arena laid out like `params`, or null: params as they are) in place of `params`. */
+async function withWeights<T>(params: Arena, weights: Arena | null, fn: () => Promise<T>): Promise<T> {
+  if (weights === null) return fn();
+  const live = params.flat.toFloat32Array();
+  params.flat.write(weights.flat.toFloat32Array());
+  try {
+    return await fn();
+  } finally {
+    params.flat.write(live);
+  }
+}
+
 /** Means of the task's held-out metrics over `batches`, weighted by batch size. */
-async function evaluate<B>(task: TrainTask<B>, batches: AsyncIterable<B>, run: OpRunner): Promise<StepMetrics> {
+async function evaluate<B>(task: TrainTask<B>, batches: AsyncIterable<B>, run: OpRunner, step: number): Promise<StepMetrics> {
   const sums: Record<string, number> = {};
   let examples = 0;
   for await (const batch of batches) {
     const n = task.batchSize(batch);
-    const m = await task.evalLoss!(batch, run);
+    const m = await task.evalLoss!(batch, run, step);
     for (const [k, v] of Object.entries(m)) sums[k] = (sums[k] ?? 0) + n * v;
     examples += n;
   }

@@ -150,11 +150,17 @@ export class Dvae implements Disposable {
     return this.decode(await this.encode(images, run), run);
   }
 
+  /** The training objective on mapped pixels x [B, S, S, 3] without its gradient: held-out evaluation. */
+  async loss(x: Tensor, o: DvaeLossOptions, run: OpRunner = asyncRunner): Promise<DvaeLoss> {
+    return this.lossAndGrad(x, null, o, run);
+  }
+
   /**
    * The training objective on mapped pixels x [B, S, S, 3] and its gradient, written into `grads` (a table with the
-   * parameter names). Soft Gumbel-softmax in both passes (no straight-through); KL from the noise-free logits.
+   * parameter names; null: the objective only). Soft Gumbel-softmax in both passes (no straight-through); KL from
+   * the noise-free logits.
    */
-  async lossAndGrad(x: Tensor, grads: TensorTable, o: DvaeLossOptions, run: OpRunner = asyncRunner): Promise<DvaeLoss> {
+  async lossAndGrad(x: Tensor, grads: TensorTable | null, o: DvaeLossOptions, run: OpRunner = asyncRunner): Promise<DvaeLoss> {
     const { vocabSize: K } = this.config;
     const [B, H, W] = x.shape as [number, number, number, number];
     const g = this.grid;
@@ -165,7 +171,8 @@ export class Dvae implements Disposable {
     }
     const recon = mse === undefined ? 'logit_laplace' : 'sigmoid_mse';
     const nllScale = mse ?? 1;
-    const enc = await netForward(run, this.params, this.encoderPlan, x, true);
+    const backward = grads !== null;
+    const enc = await netForward(run, this.params, this.encoderPlan, x, backward);
     const held: Array<Tensor | undefined> = [enc.y];
     let dec: Awaited<ReturnType<typeof netForward>> | undefined;
     try {
@@ -174,13 +181,15 @@ export class Dvae implements Disposable {
       const y = await run1(run, 'gumbel_softmax_forward', [flat], { tau: o.tau, seed: o.seed, offset: o.offset });
       const yImg = y.reshape([B, g, g, K]);
       held.push(y, yImg);
-      dec = await netForward(run, this.params, this.decoderPlan, yImg, true);
+      dec = await netForward(run, this.params, this.decoderPlan, yImg, backward);
       held.push(dec.y);
       const nllT = await run1(run, `${recon}_forward`, [x, dec.y]);
       const klT = await run1(run, 'kl_uniform_forward', [flat]);
       const nll = nllScale * nllT.toFloat32Array()[0]!;
       const kl = klT.toFloat32Array()[0]!;
       disposeAll(nllT, klT);
+      const loss = { loss: (nll + o.beta * kl) / norm, nll: nll / norm, kl: kl / norm };
+      if (!backward) return loss;
 
       const dnll = Tensor.from(new Float32Array([nllScale / norm]), [1]);
       const dkl = Tensor.from(new Float32Array([o.beta / norm]), [1]);
@@ -198,7 +207,7 @@ export class Dvae implements Disposable {
       const dLogitsImg = dLogits.reshape([B, g, g, K]);
       held.push(dLogits, dLogitsImg);
       await netBackward(run, this.params, grads, this.encoderPlan, enc.cache!, dLogitsImg, false);
-      return { loss: (nll + o.beta * kl) / norm, nll: nll / norm, kl: kl / norm };
+      return loss;
     } finally {
       disposeAll(...held);
       // Already consumed when the backward ran; freed here when something failed before it.

@@ -9,6 +9,7 @@ import type { Batch } from '../../data/types.js';
 import type { OpRunner } from '../../nn/runner.js';
 import { checkSchedule, type CosineSchedule, cosineAt } from '../../train/schedule.js';
 import { type AdamWConfig, type StepMetrics, train, type TrainerOptions, type TrainResult, type TrainTask } from '../../train/trainer.js';
+import { psnr, usageFromCounts } from './metrics.js';
 import type { Dvae } from './model.js';
 
 export const DVAE_PAPER_SCHEDULES = {
@@ -66,15 +67,38 @@ export class DvaeTask implements TrainTask<Batch> {
   async step(batch: Batch, grads: Arena, step: number, run: OpRunner): Promise<StepMetrics> {
     const b = batch.captions.length;
     if (b > this.maxBatch) throw new DalleError('E_INVALID_ARGUMENT', `dVAE training: a batch of ${b} exceeds batchSize ${this.maxBatch}`);
+    this.checkSize(batch);
+    const o = this.objectiveAt(step);
+    using x = this.model.pixelsTensor(batch.images);
+    const l = await this.model.lossAndGrad(x, grads, { ...o, seed: this.seed, offset: step * this.wordsPerStep }, run);
+    return { loss: l.loss, nll: l.nll, kl: l.kl, beta: o.beta, tau: o.tau };
+  }
+
+  /**
+   * Held out: the objective at this point of the schedules, under fixed noise (stream word 0 of the key) so the curve
+   * moves only with the weights; the PSNR of the argmax codes' reconstruction (what the transformer will see) and the
+   * perplexity of those codes (codebook collapse shows here first).
+   * Any batch size: the noise words are not shared with a training step's budget.
+   */
+  async evalLoss(batch: Batch, run: OpRunner, step: number): Promise<StepMetrics> {
+    this.checkSize(batch);
+    using x = this.model.pixelsTensor(batch.images);
+    const l = await this.model.loss(x, { ...this.objectiveAt(step), seed: this.seed, offset: 0 }, run);
+    const codes = await this.model.encode(batch.images, run);
+    const counts = new Float64Array(this.model.config.vocabSize);
+    for (const c of codes) counts[c]!++;
+    return { loss: l.loss, nll: l.nll, kl: l.kl, psnr: psnr(batch.images, await this.model.decode(codes, run)), perplexity: usageFromCounts(counts).perplexity };
+  }
+
+  private objectiveAt(step: number): { beta: number; tau: number; squaredErrorWeight?: number } {
+    const squaredErrorWeight = this.squaredError && step < this.squaredError.steps ? this.squaredError.weight : undefined;
+    return { beta: cosineAt(this.beta, step), tau: cosineAt(this.tau, step), squaredErrorWeight };
+  }
+
+  private checkSize(batch: Batch): void {
     if (batch.size !== this.model.config.imageSize) {
       throw new DalleError('E_INVALID_ARGUMENT', `dVAE training: batches are ${batch.size}px but the model takes ${this.model.config.imageSize}px`);
     }
-    const beta = cosineAt(this.beta, step);
-    const tau = cosineAt(this.tau, step);
-    using x = this.model.pixelsTensor(batch.images);
-    const squaredErrorWeight = this.squaredError && step < this.squaredError.steps ? this.squaredError.weight : undefined;
-    const l = await this.model.lossAndGrad(x, grads, { beta, tau, seed: this.seed, offset: step * this.wordsPerStep, squaredErrorWeight }, run);
-    return { loss: l.loss, nll: l.nll, kl: l.kl, beta, tau };
   }
 
   batchSize(batch: Batch): number {
