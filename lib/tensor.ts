@@ -4,8 +4,11 @@
  * garbage collected undisposed is freed too, but GC timing is not a memory strategy.
  */
 import { DalleError } from './errors.js';
+import { bf16ToF32, f32ToBf16 } from './formats/half.js';
 import { loadAddon } from './native/loader.js';
 import type { NativeDevice, NativeDType, NativeTensorHandle } from './native/addon.js';
+
+export { bf16ToF32, f32ToBf16 };
 
 export type DType = NativeDType;
 export type DeviceName = NativeDevice;
@@ -26,24 +29,6 @@ function checkShape(shape: readonly number[]): number {
     n *= d;
   }
   return n;
-}
-
-/** f32 -> bf16 bits, round to nearest even, NaN kept NaN (matches native f32_to_bf16). */
-export function f32ToBf16(src: Float32Array): Uint16Array {
-  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const b = bits[i]!;
-    if ((b & 0x7fffffff) > 0x7f800000) out[i] = (b >>> 16) | 0x40;
-    else out[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
-  }
-  return out;
-}
-
-export function bf16ToF32(src: Uint16Array): Float32Array {
-  const bits = new Uint32Array(src.length);
-  for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
-  return new Float32Array(bits.buffer);
 }
 
 export class Tensor implements Disposable {

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +11,15 @@ import { openSource as openFolder } from '../lib/data/folder/index.js';
 import { decodeImage } from '../lib/data/image.js';
 import { shapesExamples } from '../lib/data/shapes/index.js';
 import type { Example } from '../lib/data/types.js';
+import { bf16ToF32, f32ToBf16 } from '../lib/formats/half.js';
+import { writeSafetensors } from '../lib/formats/safetensors.js';
+import { loadDvae } from '../lib/models/dvae/io.js';
+import { loadTransformer } from '../lib/models/transformer/io.js';
+import { CHECKPOINT_FORMAT } from '../lib/train/checkpoint.js';
 
 const CLI = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
 const EMOJI_FIXTURE = fileURLToPath(new URL('./fixtures/emoji/', import.meta.url));
+const WEIGHTS = fileURLToPath(new URL('../weights/', import.meta.url));
 
 interface Run {
   code: number;
@@ -109,6 +115,49 @@ test('dalle generate writes the API’s best samples as a grid and as files, and
   names.forEach((name, rank) => t.deepEqual(decodeImage(readFileSync(join(files, name)), name).data, api.images[rank]!.pixels));
   // Two 32-px images scaled ×2 side by side with 2-px gaps: 2·64 + 3·2 by 64 + 2·2.
   t.like(decodeImage(readFileSync(grid), 'grid'), { width: 134, height: 68 });
+});
+
+test('dalle convert halves a model’s weights to bf16; the converted model loads and generates; checkpoints are refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dalle-convert-'));
+  const files = { dvae: 'shapes32-dvae.safetensors', transformer: 'shapes32-tiny-transformer.safetensors', clip: 'shapes32-clip.safetensors' };
+  for (const file of Object.values(files)) {
+    const run = await dalle(['convert', join(WEIGHTS, file), '-o', join(dir, file)]);
+    t.is(run.code, 0, run.stderr);
+    t.regex(run.stdout, /^(\d+) of \1 tensors in bf16: [\d.]+ MB → [\d.]+ MB; wrote /);
+    const ratio = statSync(join(dir, file)).size / statSync(join(WEIGHTS, file)).size;
+    t.true(ratio > 0.49 && ratio < 0.52, `${file}: ${ratio}`);
+  }
+  // Each weight is the original rounded to bf16: the loaders widen it back exactly.
+  using original = loadDvae(join(WEIGHTS, files.dvae));
+  using converted = loadDvae(join(dir, files.dvae));
+  t.deepEqual(converted.params.flat.toFloat32Array(), bf16ToF32(f32ToBf16(original.params.flat.toFloat32Array())));
+  const { model: transformer } = loadTransformer(join(dir, files.transformer));
+  const { model: originalTransformer } = loadTransformer(join(WEIGHTS, files.transformer));
+  t.deepEqual(transformer.params.flat.toFloat32Array(), bf16ToF32(f32ToBf16(originalTransformer.params.flat.toFloat32Array())));
+  transformer.dispose();
+  originalTransformer.dispose();
+
+  writeFileSync(join(dir, 'half.model.json'), JSON.stringify({ format: 'dalle-engine/model@1', name: 'half', ...files }));
+  await using half = await Dalle.load(join(dir, 'half.model.json'));
+  const result = await half.generate('a red circle', { n: 4, keep: 2, seed: 1 });
+  t.is(result.images.length, 2);
+  t.true(Number.isFinite(result.images[0]!.score));
+
+  // Back to f32: the same (rounded) values at full size.
+  const wide = await dalle(['convert', join(dir, files.dvae), '-o', join(dir, 'wide.safetensors'), '--dtype', 'f32']);
+  t.is(wide.code, 0, wide.stderr);
+  using widened = loadDvae(join(dir, 'wide.safetensors'));
+  t.deepEqual(widened.params.flat.toFloat32Array(), converted.params.flat.toFloat32Array());
+  t.is(statSync(join(dir, 'wide.safetensors')).size, statSync(join(WEIGHTS, files.dvae)).size);
+
+  await writeSafetensors(join(dir, 'run.checkpoint.safetensors'), { 'param.w': { dtype: 'F32', shape: [1], data: Float32Array.of(1) } }, { format: CHECKPOINT_FORMAT, task: 'dvae' });
+  const refused = await dalle(['convert', join(dir, 'run.checkpoint.safetensors'), '-o', join(dir, 'x.safetensors')]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /training checkpoint.*\[E_INVALID_ARGUMENT\]/);
+  t.false(existsSync(join(dir, 'x.safetensors')));
+  const badType = await dalle(['convert', join(WEIGHTS, files.dvae), '-o', join(dir, 'y.safetensors'), '--dtype', 'f8']);
+  t.not(badType.code, 0);
+  t.regex(badType.stderr, /--dtype.*f8.*bf16, f32/s);
 });
 
 test('dalle generate rejects inconsistent options and stops on Ctrl-C without writing', async (t) => {

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { DalleError } from '../lib/index.js';
+import { bf16ToF32, f32ToBf16 } from '../lib/formats/half.js';
 import {
+  castFloating,
   parse,
   readSafetensors,
   serialize,
@@ -153,6 +155,28 @@ test('F16 and BF16 widen to F32 on request', (t) => {
   t.true(Number.isNaN(toFloat32({ dtype: 'BF16', shape: [1], data: Uint16Array.from([0x7fc0]) })[0]));
   t.is(toFloat32({ dtype: 'F16', shape: [1], data: Uint16Array.from([0x8000]) })[0], -0);
   assertDalleError(t, () => toFloat32(raw.tensors.get('f.i32')!), 'E_DTYPE', 'toFloat32 of I32');
+});
+
+test('castFloating: every floating dtype to BF16 (nearest even) or F32 (exact); integers and same-dtype tensors untouched', (t) => {
+  const values = Float32Array.from([1, -2.5, 3.14159, 1e-3, 65504, -Infinity, 1 + 2 ** -8, 1 + 3 * 2 ** -8]);
+  const f32: SafeTensor = { dtype: 'F32', shape: [2, 4], data: values };
+  const bf16 = castFloating(f32, 'BF16');
+  t.is(bf16.dtype, 'BF16');
+  t.deepEqual([...bf16.shape], [2, 4]);
+  t.deepEqual(bf16.data, f32ToBf16(values));
+  // Ties go to the even neighbour: 1 + 2⁻⁸ → 1, 1 + 3·2⁻⁸ → 1 + 2⁻⁶.
+  t.deepEqual([...bf16ToF32(bf16.data as Uint16Array).subarray(6)], [1, 1 + 2 ** -6]);
+  const back = castFloating(bf16, 'F32');
+  t.is(back.dtype, 'F32');
+  t.deepEqual(back.data, bf16ToF32(bf16.data as Uint16Array), 'widening is exact');
+  const f16: SafeTensor = { dtype: 'F16', shape: [2], data: Uint16Array.from([0x3800, 0xbc00]) };
+  t.deepEqual(bf16ToF32(castFloating(f16, 'BF16').data as Uint16Array), Float32Array.from([0.5, -1]));
+  const f64: SafeTensor = { dtype: 'F64', shape: [1], data: Float64Array.from([Math.PI]) };
+  t.deepEqual(bf16ToF32(castFloating(f64, 'BF16').data as Uint16Array), Float32Array.from([3.140625]));
+  const i32: SafeTensor = { dtype: 'I32', shape: [1], data: Int32Array.from([7]) };
+  t.is(castFloating(i32, 'BF16'), i32);
+  t.is(castFloating(f32, 'F32'), f32);
+  t.is(castFloating(bf16, 'BF16'), bf16);
 });
 
 test('readSafetensors widens on request too', async (t) => {

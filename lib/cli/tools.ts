@@ -1,19 +1,22 @@
 /**
- * `dalle tokenizer train` (BPE on a dataset's captions), `dalle inspect` (what this install can run, and why not CUDA)
- * and `dalle bench` (generation speed of a model on this machine).
+ * `dalle tokenizer train` (BPE on a dataset's captions), `dalle convert` (weights to bf16 and back), `dalle inspect`
+ * (what this install can run, and why not CUDA) and `dalle bench` (generation speed of a model on this machine).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { arch, cpus, platform, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 
 import { Dalle } from '../api/dalle.js';
 import { defaultModelPath, readManifest } from '../api/model-files.js';
 import { buildInfo } from '../engine.js';
+import { DalleError } from '../errors.js';
+import { castFloating, readSafetensors, writeSafetensors } from '../formats/safetensors.js';
 import { candidates, loadedBinary, packageRoot, probeNvidiaDriver } from '../native/loader.js';
 import { saveHfJson } from '../tokenizer/formats.js';
 import { trainBpe } from '../tokenizer/train.js';
+import { CHECKPOINT_FORMAT } from '../train/checkpoint.js';
 import { intOption } from './options.js';
 import { Progress } from './progress.js';
 import { addDataOptions, type CommonTrainFlags, trainingData } from './training.js';
@@ -44,6 +47,18 @@ export function registerToolCommands(program: Command): void {
     });
 
   program
+    .command('convert')
+    .description('rewrite a weights file (dVAE, transformer or CLIP) with its floating tensors in bf16 (half the size) or f32')
+    .argument('<file>', 'the .safetensors weights file')
+    .requiredOption('-o, --out <file>', 'where the converted file goes (the same path replaces it, atomically)')
+    .addOption(new Option('--dtype <type>', 'bf16 or f32').choices(['bf16', 'f32']).default('bf16'))
+    .action(async (file: string, flags: { out: string; dtype: 'bf16' | 'f32' }) => {
+      const r = await convertWeights(file, flags.out, flags.dtype === 'bf16' ? 'BF16' : 'F32');
+      const mb = (n: number): string => `${(n / 1e6).toFixed(2)} MB`;
+      process.stdout.write(`${r.converted} of ${r.tensors} tensors in ${flags.dtype}: ${mb(r.bytesBefore)} → ${mb(r.bytesAfter)}; wrote ${resolve(flags.out)}\n`);
+    });
+
+  program
     .command('inspect')
     .description('what this install runs on: binary, backend, GPU and driver, versions, and why CUDA is not used')
     .option('--json', 'as JSON')
@@ -71,6 +86,24 @@ export function registerToolCommands(program: Command): void {
         process.stdout.write(`${String(batch).padStart(5)}  ${r.seconds.toFixed(2).padStart(7)}  ${(tokens / r.seconds).toFixed(0).padStart(14)}  ${(flags.samples / r.seconds).toFixed(2).padStart(8)}\n`);
       }
     });
+}
+
+/**
+ * A weights file with every floating tensor in `dtype`, metadata kept. The loaders widen BF16 back to f32, so a
+ * converted model runs unchanged, with each weight rounded to 8 significant bits. Training checkpoints are refused:
+ * their optimizer state must stay f32 for a resume to be exact.
+ */
+export async function convertWeights(input: string, out: string, dtype: 'F32' | 'BF16'): Promise<{ tensors: number; converted: number; bytesBefore: number; bytesAfter: number }> {
+  const bytesBefore = statSync(input).size;
+  const { tensors, metadata } = readSafetensors(input);
+  if (metadata.format === CHECKPOINT_FORMAT) {
+    throw new DalleError('E_INVALID_ARGUMENT', `${input} is a training checkpoint, whose optimizer state stays f32 so a resume is exact: convert the weights file the run writes at the end`);
+  }
+  const converted = new Map([...tensors].map(([name, t]) => [name, castFloating(t, dtype)]));
+  mkdirSync(dirname(resolve(out)), { recursive: true });
+  await writeSafetensors(out, converted, metadata);
+  const changed = [...converted].filter(([name, t]) => t !== tensors.get(name)).length;
+  return { tensors: tensors.size, converted: changed, bytesBefore, bytesAfter: statSync(out).size };
 }
 
 /** Everything a bug report needs to say about this install. */

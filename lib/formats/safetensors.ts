@@ -16,7 +16,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 
 import { DalleError } from '../errors.js';
-import { halfToFloat } from './half.js';
+import { bf16ToF32, f32ToBf16, halfToFloat } from './half.js';
 
 /** Every dtype of the format. F8 types and BOOL are carried as raw bytes (Uint8Array). */
 export type SafetensorsDType =
@@ -407,13 +407,8 @@ export function toFloat32(t: SafeTensor): Float32Array {
       return t.data as Float32Array;
     case 'F64':
       return Float32Array.from(t.data as Float64Array);
-    case 'BF16': {
-      // A bf16 is the top half of a float32.
-      const src = t.data as Uint16Array;
-      const bits = new Uint32Array(src.length);
-      for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
-      return new Float32Array(bits.buffer);
-    }
+    case 'BF16':
+      return bf16ToF32(t.data as Uint16Array);
     case 'F16': {
       const src = t.data as Uint16Array;
       const out = new Float32Array(src.length);
@@ -423,4 +418,14 @@ export function toFloat32(t: SafeTensor): Float32Array {
     default:
       throw new DalleError('E_DTYPE', `toFloat32 converts floating tensors (F32, F16, BF16, F64), not ${t.dtype}`);
   }
+}
+
+/**
+ * A floating tensor (F32, F16, BF16, F64) in `dtype`: BF16 rounds to nearest even (from F64 through F32), F32 widens
+ * exactly. Other dtypes, and a tensor already in `dtype`, come back as they are.
+ */
+export function castFloating(t: SafeTensor, dtype: 'F32' | 'BF16'): SafeTensor {
+  if (t.dtype === dtype || !(t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'F64')) return t;
+  const values = toFloat32(t);
+  return dtype === 'F32' ? { dtype, shape: t.shape, data: values } : { dtype, shape: t.shape, data: f32ToBf16(values) };
 }

@@ -18,7 +18,7 @@ export async function saveClip(model: Clip, path: string, options: { tokenizer?:
 
 /** A CLIP (and its tokenizer, when the file has one) from saveClip or a CLIP training checkpoint (EMA if kept). */
 export function loadClip(path: string): { model: Clip; tokenizer: BpeTokenizer | null } {
-  const { tensors, metadata } = readSafetensors(path);
+  const { tensors, metadata } = readSafetensors(path, { toFloat32: true });
   let prefix = '';
   if (metadata.format === CHECKPOINT_FORMAT) {
     if (metadata.task !== 'clip') throw new DalleError('E_INVALID_ARGUMENT', `${path} is a ${metadata.task} checkpoint, not a CLIP one`);
@@ -38,7 +38,7 @@ export function loadClip(path: string): { model: Clip; tokenizer: BpeTokenizer |
       const t = tensors.get(prefix + spec.name);
       if (t === undefined) throw new DalleError('E_INVALID_ARGUMENT', `${path}: missing ${prefix}${spec.name}`);
       if (t.shape.join(',') !== spec.shape.join(',')) throw new DalleError('E_INVALID_ARGUMENT', `${path}: ${spec.name} is [${t.shape}], expected [${spec.shape}]`);
-      if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${spec.name} is ${t.dtype}; CLIP weights must be F32`);
+      if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${spec.name} is ${t.dtype}; CLIP weights must be F32, BF16 or F16`);
       model.params.get(spec.name).write(t.data);
     }
     const tokenizer = metadata.tokenizer !== undefined ? fromHfJson(metadata.tokenizer, `${path} (tokenizer)`) : null;

@@ -101,7 +101,7 @@ function fromTensors(
  * parameters), or any safetensors state dict with the released names (the config is then inferred from shapes).
  */
 export function loadDvae(path: string, options: { imageSize?: number } = {}): Dvae {
-  const { tensors, metadata } = readSafetensors(path);
+  const { tensors, metadata } = readSafetensors(path, { toFloat32: true });
   let prefix = '';
   if (metadata.format === CHECKPOINT_FORMAT) {
     if (metadata.task !== 'dvae') throw new DalleError('E_INVALID_ARGUMENT', `${path} is a ${metadata.task} checkpoint, not a dVAE one`);
@@ -126,7 +126,7 @@ export function loadDvae(path: string, options: { imageSize?: number } = {}): Dv
 
 function asF32(t: SafeTensor | undefined, name: string, path: string): { shape: readonly number[]; data: Float32Array } | undefined {
   if (t === undefined) return undefined;
-  if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${name} is ${t.dtype}; dVAE weights must be F32`);
+  if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${name} is ${t.dtype}; dVAE weights must be F32, BF16 or F16`);
   return { shape: t.shape, data: t.data };
 }
 

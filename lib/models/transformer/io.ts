@@ -26,7 +26,7 @@ export async function saveTransformer(model: DalleTransformer, path: string, opt
 
 /** A model (and its tokenizer, when the file has one) from a saveTransformer file or a transformer training checkpoint. */
 export function loadTransformer(path: string): { model: DalleTransformer; tokenizer: BpeTokenizer | null } {
-  const { tensors, metadata } = readSafetensors(path);
+  const { tensors, metadata } = readSafetensors(path, { toFloat32: true });
   let prefix = '';
   if (metadata.format === CHECKPOINT_FORMAT) {
     if (metadata.task !== 'transformer') throw new DalleError('E_INVALID_ARGUMENT', `${path} is a ${metadata.task} checkpoint, not a transformer one`);
@@ -50,7 +50,7 @@ export function loadTransformer(path: string): { model: DalleTransformer; tokeni
       const t = tensors.get(prefix + spec.name);
       if (t === undefined) throw new DalleError('E_INVALID_ARGUMENT', `${path}: missing ${prefix}${spec.name}`);
       if (t.shape.join(',') !== spec.shape.join(',')) throw new DalleError('E_INVALID_ARGUMENT', `${path}: ${spec.name} is [${t.shape}], expected [${spec.shape}]`);
-      if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${spec.name} is ${t.dtype}; transformer weights must be F32`);
+      if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${spec.name} is ${t.dtype}; transformer weights must be F32, BF16 or F16`);
       model.params.get(spec.name).write(t.data);
     }
     const extra = [...tensors.keys()].filter((n) => n.startsWith(prefix) && !expected.has(n.slice(prefix.length)));
