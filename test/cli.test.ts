@@ -155,6 +155,9 @@ test('dalle convert halves a model’s weights to bf16; the converted model load
   t.is(refused.code, 1);
   t.regex(refused.stderr, /training checkpoint.*\[E_INVALID_ARGUMENT\]/);
   t.false(existsSync(join(dir, 'x.safetensors')));
+  const missing = await dalle(['convert', join(dir, 'nope.safetensors'), '-o', join(dir, 'z.safetensors')]);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /nope\.safetensors.*\[E_NOT_FOUND\]/);
   const badType = await dalle(['convert', join(WEIGHTS, files.dvae), '-o', join(dir, 'y.safetensors'), '--dtype', 'f8']);
   t.not(badType.code, 0);
   t.regex(badType.stderr, /--dtype.*f8.*bf16, f32/s);

@@ -94,8 +94,8 @@ export function registerToolCommands(program: Command): void {
  * their optimizer state must stay f32 for a resume to be exact.
  */
 export async function convertWeights(input: string, out: string, dtype: 'F32' | 'BF16'): Promise<{ tensors: number; converted: number; bytesBefore: number; bytesAfter: number }> {
-  const bytesBefore = statSync(input).size;
   const { tensors, metadata } = readSafetensors(input);
+  const bytesBefore = statSync(input).size;
   if (metadata.format === CHECKPOINT_FORMAT) {
     throw new DalleError('E_INVALID_ARGUMENT', `${input} is a training checkpoint, whose optimizer state stays f32 so a resume is exact: convert the weights file the run writes at the end`);
   }
