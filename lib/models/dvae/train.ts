@@ -77,8 +77,8 @@ export class DvaeTask implements TrainTask<Batch> {
   /**
    * Held out: the objective at this point of the schedules, under fixed noise (stream word 0 of the key) so the curve
    * moves only with the weights; the PSNR of the argmax codes' reconstruction (what the transformer will see) and the
-   * perplexity of those codes (codebook collapse shows here first).
-   * Any batch size: the noise words are not shared with a training step's budget.
+   * perplexity of those codes (codebook collapse shows here first). Takes a batch of any size, larger than
+   * `batchSize` too: its noise is read from word 0 whatever the size.
    */
   async evalLoss(batch: Batch, run: OpRunner, step: number): Promise<StepMetrics> {
     this.checkSize(batch);
