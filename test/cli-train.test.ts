@@ -8,7 +8,8 @@ import test from 'ava';
 
 import { Dalle } from '../lib/api/dalle.js';
 import { loadClip } from '../lib/models/clip/io.js';
-import { loadDvae } from '../lib/models/dvae/io.js';
+import { loadDvae, saveDvae } from '../lib/models/dvae/io.js';
+import { Dvae } from '../lib/models/dvae/model.js';
 import { loadTransformer } from '../lib/models/transformer/io.js';
 import { loadHfJson } from '../lib/tokenizer/formats.js';
 import { chromiumPath, renderedCheck } from './helpers/chromium.js';
@@ -108,4 +109,53 @@ test('tokenizer train, train and train-clip make a model that dalle generate loa
   const result = await mine.generate('a red circle', { n: 3, keep: 2 });
   t.is(result.images.length, 2);
   t.is(typeof result.images[0]!.score, 'number');
+});
+
+test('--init fine-tunes shipped weights: architecture and tokenizer come from the file, conflicting flags are refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dalle-init-'));
+  const transformerFile = fileURLToPath(new URL('../weights/shapes32-tiny-transformer.safetensors', import.meta.url));
+  const clipFile = fileURLToPath(new URL('../weights/shapes32-clip.safetensors', import.meta.url));
+  const small = ['--data', 'shapes', '--capabilities', 'single', '--scenes', '64', '--sample-every', '100', '--warmup', '0'];
+
+  const tr = await dalle(['train', ...small, '--init', transformerFile, '--dvae', DVAE, '--steps', '3', '--batch', '8', '--lr', '1e-4', '-o', join(dir, 't.safetensors')]);
+  t.is(tr.code, 0, tr.stderr);
+  const loss = Number(/trained 3 updates: loss ([\d.]+)/.exec(tr.stdout)?.[1]);
+  t.true(loss < 2.5, `fine-tuned loss ${loss} (a random model starts near ln 1024 ≈ 6.9)`);
+  const before = loadTransformer(transformerFile);
+  const after = loadTransformer(join(dir, 't.safetensors'));
+  t.deepEqual(after.model.config, before.model.config);
+  t.is(after.tokenizer?.vocabSize, before.tokenizer?.vocabSize);
+  const [a, b] = [after.model.params.flat.toFloat32Array(), before.model.params.flat.toFloat32Array()];
+  let moved = 0;
+  for (let i = 0; i < a.length; i++) moved = Math.max(moved, Math.abs(a[i]! - b[i]!));
+  t.true(moved > 0 && moved < 1e-3, `3 updates at lr 1e-4 move each weight by ${moved}: they started from the file's`);
+  after.model.dispose();
+  before.model.dispose();
+
+  const vae = await dalle(['train-vae', ...small, '--init', DVAE, '--steps', '2', '--batch', '8', '-o', join(dir, 'v.safetensors')]);
+  t.is(vae.code, 0, vae.stderr);
+  const db = Number(/held-out loss [\d.]+, ([\d.]+) dB/.exec(vae.stdout)?.[1]);
+  t.true(db > 30, `held-out PSNR ${db} dB after 2 updates: the trained dVAE's, not a random one's`);
+
+  const cl = await dalle(['train-clip', ...small, '--init', clipFile, '--steps', '2', '--batch', '16', '-o', join(dir, 'c.safetensors')]);
+  t.is(cl.code, 0, cl.stderr);
+  const clip = loadClip(join(dir, 'c.safetensors'));
+  const shipped = loadClip(clipFile);
+  t.deepEqual(clip.model.config, shipped.model.config);
+  t.is(clip.tokenizer?.vocabSize, shipped.tokenizer?.vocabSize);
+  clip.model.dispose();
+  shipped.model.dispose();
+
+  // Refused before any data is read: flags that would set the architecture, a second tokenizer, a dVAE of other codes.
+  const out = ['-o', join(dir, 'never.safetensors')];
+  const layers = await dalle(['train', ...small, '--init', transformerFile, '--dvae', DVAE, '--layers', '2', '--text-length', '8', ...out]);
+  t.is(layers.code, 1);
+  t.regex(layers.stderr, /--init takes the architecture from .*: drop --layers, --text-length \[E_INVALID_ARGUMENT\]/);
+  const tok = await dalle(['train-clip', ...small, '--init', clipFile, '--tokenizer', join(dir, 'any.json'), ...out]);
+  t.regex(tok.stderr, /carries its tokenizer: drop --tokenizer/);
+  using other = Dvae.create({ preset: 'small32', vocabSize: 64 });
+  await saveDvae(other, join(dir, 'other-dvae.safetensors'));
+  const codes = await dalle(['train', ...small, '--init', transformerFile, '--dvae', join(dir, 'other-dvae.safetensors'), ...out]);
+  t.regex(codes.stderr, /predicts 16² codes from 512, but --dvae makes 16² from 64/);
+  t.false(existsSync(join(dir, 'never.safetensors')));
 });

@@ -8,14 +8,14 @@ import { imageGrid } from '../data/grid.js';
 import type { Example } from '../data/types.js';
 import { DalleError } from '../errors.js';
 import { cosineMatrix } from '../models/clip/loss.js';
-import { saveClip } from '../models/clip/io.js';
+import { loadClip, saveClip } from '../models/clip/io.js';
 import { Clip, type ClipPreset, clipPreset } from '../models/clip/model.js';
 import { type ClipBatch, trainClip } from '../models/clip/train.js';
 import { loadDvae, saveDvae } from '../models/dvae/io.js';
 import { Dvae } from '../models/dvae/model.js';
 import { trainDvae } from '../models/dvae/train.js';
 import { generateImages } from '../models/transformer/generate.js';
-import { saveTransformer } from '../models/transformer/io.js';
+import { loadTransformer, saveTransformer } from '../models/transformer/io.js';
 import { DalleTransformer } from '../models/transformer/model.js';
 import { encodeDataset, textCodeBatches, textSlots, trainTransformer } from '../models/transformer/train.js';
 import { syncRunner } from '../nn/runner.js';
@@ -37,6 +37,7 @@ function sheet(rows: Uint8Array[][], size: number) {
 }
 
 interface VaeFlags extends CommonTrainFlags {
+  init?: string;
   size: number;
   vocab?: number;
   hidden?: number;
@@ -50,6 +51,7 @@ interface VaeFlags extends CommonTrainFlags {
 }
 
 interface TransformerFlags extends CommonTrainFlags {
+  init?: string;
   dvae: string;
   tokenizer?: string;
   vocab: number;
@@ -59,6 +61,7 @@ interface TransformerFlags extends CommonTrainFlags {
 }
 
 interface ClipFlags extends CommonTrainFlags {
+  init?: string;
   tokenizer?: string;
   vocab: number;
   preset: ClipPreset;
@@ -79,8 +82,27 @@ async function* captionsOf(batches: AsyncIterable<{ captions: string[] }>): Asyn
   for await (const b of batches) yield* b.captions;
 }
 
+const INIT_HELP = 'fine-tune these weights (a file this command wrote, or a checkpoint) instead of random ones; the architecture and tokenizer come from the file';
+
+/** With --init the architecture comes from the weights, so the flags that would set it are refused, not ignored. */
+function refuseArchitectureFlags(cmd: Command, init: string | undefined, keys: string[]): void {
+  if (init === undefined) return;
+  const given = keys.filter((k) => cmd.getOptionValueSource(k) === 'cli').map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  if (given.length > 0) throw new DalleError('E_INVALID_ARGUMENT', `--init takes the architecture from ${init}: drop ${given.join(', ')}`);
+}
+
+/** The tokenizer of fine-tuned weights: the one they carry, or --tokenizer when they carry none (never a new one). */
+function initTokenizer(init: string, carried: BpeTokenizer | null, flag: string | undefined, textVocab: number): BpeTokenizer {
+  if (carried && flag) throw new DalleError('E_INVALID_ARGUMENT', `${init} carries its tokenizer: drop --tokenizer`);
+  if (!carried && !flag) throw new DalleError('E_INVALID_ARGUMENT', `${init} carries no tokenizer: name the one it was trained with (--tokenizer)`);
+  const tokenizer = carried ?? loadHfJson(flag!);
+  if (tokenizer.vocabSize > textVocab) throw new DalleError('E_INVALID_ARGUMENT', `--tokenizer has ${tokenizer.vocabSize} ids but ${init} embeds only ${textVocab}`);
+  return tokenizer;
+}
+
 export function registerTrainCommands(program: Command): void {
   addTrainOptions(program.command('train-vae').description('train the discrete VAE (stage one) on images'), { steps: 5000, batch: 16, lr: 4e-3, warmup: 300 })
+    .option('--init <weights>', INIT_HELP)
     .option('--size <px>', 'image side: 32 (small32 preset) or 64 (small64)', intOption(32, 64), 32)
     .option('--vocab <k>', 'codebook size (default: the preset’s)', intOption(2))
     .option('--hidden <n>', 'width of the first group (default: the preset’s)', intOption(1))
@@ -91,22 +113,26 @@ export function registerTrainCommands(program: Command): void {
     .option('--beta-steps <n>', 'updates of the β schedule (default: all)', intOption(1))
     .option('--tau-steps <n>', 'updates of the τ schedule 1 → 1/16 (default: a third)', intOption(1))
     .option('--mse-steps <n>', 'updates trained with the squared error instead of logit-Laplace (default: all; see the README)', numberOption(0, Infinity), Infinity)
-    .action(async (flags: VaeFlags) => {
+    .action(async (flags: VaeFlags, cmd: Command) => {
+      refuseArchitectureFlags(cmd, flags.init, ['size', 'vocab', 'hidden']);
       if (flags.size !== 32 && flags.size !== 64) throw new DalleError('E_INVALID_ARGUMENT', `--size must be 32 or 64, got ${flags.size}`);
-      using model = Dvae.create({ preset: flags.size === 64 ? 'small64' : 'small32', ...(flags.vocab ? { vocabSize: flags.vocab } : {}), ...(flags.hidden ? { nHid: flags.hidden } : {}) }, { seed: flags.seed });
+      using model = flags.init
+        ? loadDvae(flags.init)
+        : Dvae.create({ preset: flags.size === 64 ? 'small64' : 'small32', ...(flags.vocab ? { vocabSize: flags.vocab } : {}), ...(flags.hidden ? { nHid: flags.hidden } : {}) }, { seed: flags.seed });
+      const size = model.config.imageSize;
       const controller = new AbortController();
-      const data = trainingData(flags, flags.size, 'dvae', controller.signal);
-      const heldBatch = pack(await data.heldOut(64), flags.size);
+      const data = trainingData(flags, size, 'dvae', controller.signal);
+      const heldBatch = pack(await data.heldOut(64), size);
       const held = unpack(heldBatch).slice(0, GRID);
       const sample = async (step: number, report: TrainingReport): Promise<void> => {
         if (held.length === 0) return;
-        const per = flags.size * flags.size * 3;
+        const per = size * size * 3;
         const recon = await model.reconstruct(heldBatch.images.subarray(0, held.length * per), run);
-        report.samples(step, sheet([held.map((e) => e.image.data), held.map((_, i) => recon.subarray(i * per, (i + 1) * per))], flags.size), 'held-out images (top) and their reconstructions (bottom)');
+        report.samples(step, sheet([held.map((e) => e.image.data), held.map((_, i) => recon.subarray(i * per, (i + 1) * per))], size), 'held-out images (top) and their reconstructions (bottom)');
       };
       process.exitCode = await runTraining(
         flags,
-        { title: `dVAE training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: data.describe, steps: flags.steps, batch: flags.batch } },
+        { title: `dVAE training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: data.describe, steps: flags.steps, batch: flags.batch } },
         sample,
         (s) =>
           trainDvae(model, {
@@ -134,27 +160,39 @@ export function registerTrainCommands(program: Command): void {
 
   addTrainOptions(program.command('train').description('train the transformer (stage two) on captions and dVAE codes'), { steps: 3000, batch: 16, lr: 2e-3, warmup: 100 })
     .requiredOption('--dvae <file>', 'the trained dVAE (.safetensors) whose codes the transformer learns')
+    .option('--init <weights>', INIT_HELP)
     .option('--tokenizer <file>', 'a tokenizer (tokenizer.json); default: trained on the captions')
     .option('--vocab <n>', 'BPE vocabulary when training the tokenizer', intOption(257), 512)
     .option('--layers <n>', 'transformer layers', intOption(1, 256), 4)
     .option('--width <n>', 'model width (64 per head)', intOption(64), 128)
     .option('--text-length <n>', 'text token slots', intOption(1, 1024), 16)
-    .action(async (flags: TransformerFlags) => {
+    .action(async (flags: TransformerFlags, cmd: Command) => {
+      refuseArchitectureFlags(cmd, flags.init, ['layers', 'width', 'textLength', 'vocab']);
       if (flags.width % 64 !== 0) throw new DalleError('E_INVALID_ARGUMENT', `--width must be a multiple of 64 (heads of 64), got ${flags.width}`);
       using dvae = loadDvae(flags.dvae);
+      // Loaded first, so a wrong file fails before the data is encoded.
+      const init = flags.init ? loadTransformer(flags.init) : null;
+      using initModel = init?.model;
+      if (init && (init.model.config.grid !== dvae.grid || init.model.config.imageVocab !== dvae.config.vocabSize)) {
+        throw new DalleError('E_INVALID_ARGUMENT', `${flags.init} predicts ${init.model.config.grid}² codes from ${init.model.config.imageVocab}, but --dvae makes ${dvae.grid}² from ${dvae.config.vocabSize}: name the dVAE it was trained with`);
+      }
+      const initTok = init ? initTokenizer(flags.init!, init.tokenizer, flags.tokenizer, init.model.config.textVocab) : null;
       const size = dvae.config.imageSize;
       const controller = new AbortController();
       const data = trainingData(flags, size, 'transformer', controller.signal);
       const encode = async (examples: AsyncIterable<Example> | Example[]) => encodeDataset(dvae, examples, { run });
       const train = await encode((async function* () { for await (const b of data.batches(0)) yield* unpack(b); })());
       // The captions come from the encoded set: a second pass over the data would decode every image again.
-      const tokenizer = await tokenizerFor(flags, async function* () { yield* train.captions; });
+      const tokenizer = initTok ?? (await tokenizerFor(flags, async function* () { yield* train.captions; }));
       const heldExamples = await data.heldOut(64);
       const held = heldExamples.length > 0 ? await encode(heldExamples) : null;
-      using model = DalleTransformer.create(
-        { preset: 'tiny', layers: flags.layers, width: flags.width, heads: flags.width / 64, textLen: flags.textLength, textVocab: Math.max(512, tokenizer.vocabSize), grid: dvae.grid, imageVocab: dvae.config.vocabSize },
-        { seed: flags.seed },
-      );
+      using created = initModel
+        ? undefined
+        : DalleTransformer.create(
+            { preset: 'tiny', layers: flags.layers, width: flags.width, heads: flags.width / 64, textLen: flags.textLength, textVocab: Math.max(512, tokenizer.vocabSize), grid: dvae.grid, imageVocab: dvae.config.vocabSize },
+            { seed: flags.seed },
+          );
+      const model = initModel ?? created!;
       const prompts = heldExamples.slice(0, GRID).map((e) => e.caption);
       const sample = async (step: number, report: TrainingReport): Promise<void> => {
         if (prompts.length === 0) return;
@@ -165,7 +203,7 @@ export function registerTrainCommands(program: Command): void {
       const T = model.config.textLen;
       process.exitCode = await runTraining(
         flags,
-        { title: `transformer training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: `${data.describe}; ${train.captions.length} examples encoded`, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) } },
+        { title: `transformer training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: `${data.describe}; ${train.captions.length} examples encoded`, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) } },
         sample,
         (s) =>
           trainTransformer(model, {
@@ -184,27 +222,33 @@ export function registerTrainCommands(program: Command): void {
     });
 
   addTrainOptions(program.command('train-clip').description('train CLIP, which reranks the transformer’s samples'), { steps: 3000, batch: 32, lr: 1e-3, warmup: 150 })
+    .option('--init <weights>', INIT_HELP)
     .option('--tokenizer <file>', 'a tokenizer (tokenizer.json); default: trained on the captions')
     .option('--vocab <n>', 'BPE vocabulary when training the tokenizer', intOption(257), 512)
     .option('--preset <name>', 'shapes32 (conv image encoder) or shapes32-vit', 'shapes32')
     .option('--size <px>', 'image side', intOption(8, 1024), 32)
     .option('--text-length <n>', 'text token slots (default: the preset’s, 16)', intOption(1, 1024))
-    .action(async (flags: ClipFlags) => {
+    .action(async (flags: ClipFlags, cmd: Command) => {
+      refuseArchitectureFlags(cmd, flags.init, ['preset', 'size', 'textLength', 'vocab']);
+      const init = flags.init ? loadClip(flags.init) : null;
+      using initModel = init?.model;
+      const initTok = init ? initTokenizer(flags.init!, init.tokenizer, flags.tokenizer, init.model.config.textVocab) : null;
+      const size = init?.model.config.imageSize ?? flags.size;
       const controller = new AbortController();
-      const data = trainingData(flags, flags.size, 'transformer', controller.signal);
-      const tokenizer = await tokenizerFor(flags, () => captionsOf(data.batches(0)));
+      const data = trainingData(flags, size, 'transformer', controller.signal);
+      const tokenizer = initTok ?? (await tokenizerFor(flags, () => captionsOf(data.batches(0))));
       // The text embedding grows to the tokenizer's ids; the preset's size stays the floor, so its recipes reproduce.
       const preset = clipPreset(flags.preset);
-      using model = Clip.create(
-        { preset: flags.preset, imageSize: flags.size, textVocab: Math.max(preset.textVocab, tokenizer.vocabSize), textLen: flags.textLength ?? preset.textLen },
-        { seed: flags.seed },
-      );
+      using created = initModel
+        ? undefined
+        : Clip.create({ preset: flags.preset, imageSize: size, textVocab: Math.max(preset.textVocab, tokenizer.vocabSize), textLen: flags.textLength ?? preset.textLen }, { seed: flags.seed });
+      const model = initModel ?? created!;
       const T = model.config.textLen;
       const held = await data.heldOut(64);
       const clipBatch = (examples: Example[], dropout: number, seed: number): ClipBatch => {
         const text = new Int32Array(examples.length * T);
         examples.forEach((e, i) => text.set(textSlots(tokenizer, e.caption, T, { dropout, seed: seed + i }), i * T));
-        return { text, images: pack(examples, flags.size).images };
+        return { text, images: pack(examples, size).images };
       };
       const heldBatch = held.length > 0 ? clipBatch(held, 0, 0) : null;
       const sample = async (step: number, report: TrainingReport): Promise<void> => {
@@ -219,11 +263,11 @@ export function registerTrainCommands(program: Command): void {
           return best;
         });
         const right = picks.filter((p, i) => p === i).length;
-        report.samples(step, sheet([shown.map((e) => e.image.data), picks.map((p) => held[p]!.image.data)], flags.size), `captions' own images (top), the image CLIP picks for each caption among ${n} held-out (bottom): ${right}/${shown.length} right`);
+        report.samples(step, sheet([shown.map((e) => e.image.data), picks.map((p) => held[p]!.image.data)], size), `captions' own images (top), the image CLIP picks for each caption among ${n} held-out (bottom): ${right}/${shown.length} right`);
       };
       process.exitCode = await runTraining(
         flags,
-        { title: `CLIP training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, data: data.describe, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) } },
+        { title: `CLIP training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: data.describe, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) } },
         sample,
         (s) =>
           trainClip(model, {
