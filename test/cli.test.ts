@@ -163,6 +163,16 @@ test('dalle convert halves a model’s weights to bf16; the converted model load
   t.regex(badType.stderr, /--dtype.*f8.*bf16, f32/s);
 });
 
+test('a reader that closes the pipe early stops dalle quietly (no EPIPE stack trace)', async (t) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'inspect'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy(); // closed before the command starts writing: its first write gets EPIPE
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((done) => child.on('exit', done));
+  t.is(code, 0, stderr);
+  t.notRegex(stderr, /EPIPE|Unhandled/);
+});
+
 test('dalle generate rejects inconsistent options and stops on Ctrl-C without writing', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dalle-gen-'));
   const tooMany = await dalle(['generate', 'a circle', '-n', '2', '--keep', '3', '-o', join(dir, 'a.png')]);

@@ -52,5 +52,11 @@ export async function main(argv: readonly string[]): Promise<number> {
 // Run only as the entry point (npx dalle, node dist/lib/cli/main.js), not when a test imports buildProgram.
 const entry = process.argv[1];
 if (entry !== undefined && realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url))) {
+  // A reader that stops early (`dalle inspect | head -3`) closes the pipe: stop quietly, as Unix tools do, instead of
+  // dying on an unhandled EPIPE with a stack trace. Commands print their summary after their files are written.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(0);
+  });
   process.exitCode = await main(process.argv.slice(2));
 }
