@@ -22,6 +22,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { packBatch } from '../../lib/data/batch.js';
 import { encodePng } from '../../lib/data/image.js';
 import { createLoader } from '../../lib/data/loader.js';
 import { openSource as openEmoji } from '../../lib/data/emoji/index.js';
@@ -56,9 +57,7 @@ async function* shapesBatches(epoch: number): AsyncGenerator<Batch> {
   for (const e of shapesExamples({ kind: 'shapes', size: SIZE, count: BATCH * 200, split: 'train', seed: 1000 + epoch, capabilities: CAPS })) {
     pending.push(e);
     if (pending.length === BATCH) {
-      const images = new Uint8Array(BATCH * SIZE * SIZE * 3);
-      pending.forEach((p, i) => images.set(p.image.data, i * SIZE * SIZE * 3));
-      yield { size: SIZE, images, captions: pending.map((p) => p.caption), keys: pending.map((p) => p.key) };
+      yield packBatch(pending, SIZE);
       pending = [];
     }
   }

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 
+import { packBatch, unpackBatch } from '../data/batch.js';
 import { imageGrid } from '../data/grid.js';
 import type { Example } from '../data/types.js';
 import { DalleError } from '../errors.js';
@@ -24,7 +25,7 @@ import { loadHfJson, toHfJson } from '../tokenizer/formats.js';
 import { trainBpe } from '../tokenizer/train.js';
 import type { TrainingReport } from '../train/report.js';
 import { intOption, numberOption } from './options.js';
-import { addTrainOptions, type CommonTrainFlags, pack, runTraining, trainingData, unpack } from './training.js';
+import { addTrainOptions, type CommonTrainFlags, runTraining, trainingData } from './training.js';
 
 // Sampling for the report runs between updates with the same synchronous runner as the trainer (TrainingSession.trainer).
 const run = syncRunner;
@@ -122,8 +123,8 @@ export function registerTrainCommands(program: Command): void {
       const size = model.config.imageSize;
       const controller = new AbortController();
       const data = trainingData(flags, size, 'dvae', controller.signal);
-      const heldBatch = pack(await data.heldOut(64), size);
-      const held = unpack(heldBatch).slice(0, GRID);
+      const heldBatch = packBatch(await data.heldOut(64), size);
+      const held = unpackBatch(heldBatch).slice(0, GRID);
       const sample = async (step: number, report: TrainingReport): Promise<void> => {
         if (held.length === 0) return;
         const per = size * size * 3;
@@ -181,7 +182,7 @@ export function registerTrainCommands(program: Command): void {
       const controller = new AbortController();
       const data = trainingData(flags, size, 'transformer', controller.signal);
       const encode = async (examples: AsyncIterable<Example> | Example[]) => encodeDataset(dvae, examples, { run });
-      const train = await encode((async function* () { for await (const b of data.batches(0)) yield* unpack(b); })());
+      const train = await encode((async function* () { for await (const b of data.batches(0)) yield* unpackBatch(b); })());
       // The captions come from the encoded set: a second pass over the data would decode every image again.
       const tokenizer = initTok ?? (await tokenizerFor(flags, async function* () { yield* train.captions; }));
       const heldExamples = await data.heldOut(64);
@@ -248,7 +249,7 @@ export function registerTrainCommands(program: Command): void {
       const clipBatch = (examples: Example[], dropout: number, seed: number): ClipBatch => {
         const text = new Int32Array(examples.length * T);
         examples.forEach((e, i) => text.set(textSlots(tokenizer, e.caption, T, { dropout, seed: seed + i }), i * T));
-        return { text, images: pack(examples, size).images };
+        return { text, images: packBatch(examples, size).images };
       };
       const heldBatch = held.length > 0 ? clipBatch(held, 0, 0) : null;
       const sample = async (step: number, report: TrainingReport): Promise<void> => {
@@ -277,7 +278,7 @@ export function registerTrainCommands(program: Command): void {
                 (async function* () {
                   let at = 0; // BPE-dropout seeds: fresh per example and epoch, the same on a rerun
                   for await (const b of data.batches(epoch)) {
-                    yield clipBatch(unpack(b), 0.1, epoch * 1_000_003 + at);
+                    yield clipBatch(unpackBatch(b), 0.1, epoch * 1_000_003 + at);
                     at += b.captions.length;
                   }
                 })(),

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
+import { unpackBatch } from '../data/batch.js';
 import { createLoader } from '../data/loader.js';
 import type { Preset } from '../data/preprocess.js';
 import { CAPABILITIES, type Capability } from '../data/shapes/index.js';
@@ -113,7 +114,7 @@ export function trainingData(flags: CommonTrainFlags, size: number, preset: Pres
       if (held === null) return [];
       const out: Example[] = [];
       for await (const b of loader(held, 0, Math.min(count, 64), false)) {
-        out.push(...unpack(b));
+        out.push(...unpackBatch(b));
         if (out.length >= count) break;
       }
       return out.slice(0, count);
@@ -125,20 +126,6 @@ export function trainingData(flags: CommonTrainFlags, size: number, preset: Pres
 /** The held-out loss, and the reconstruction PSNR where the task measures one (the dVAE's). */
 function heldOutText(m: StepMetrics): string {
   return `${m.loss.toFixed(4)}${m.psnr === undefined ? '' : `, ${m.psnr.toFixed(2)} dB`}`;
-}
-
-/** Examples of `size`² pixels as a batch (its pixels copied): unpack's inverse. */
-export function pack(examples: readonly Example[], size: number): Batch {
-  const per = size * size * 3;
-  const images = new Uint8Array(examples.length * per);
-  examples.forEach((e, i) => images.set(e.image.data, i * per));
-  return { size, images, captions: examples.map((e) => e.caption), keys: examples.map((e) => e.key) };
-}
-
-/** A loader batch as examples (views into its pixels). */
-export function unpack(b: Batch): Example[] {
-  const per = b.size * b.size * 3;
-  return b.captions.map((caption, i) => ({ key: b.keys[i]!, caption, image: { width: b.size, height: b.size, data: b.images.subarray(i * per, (i + 1) * per) } }));
 }
 
 export interface TrainingSession {

@@ -8,6 +8,7 @@ export { createLoader, type Loader, type LoaderOptions } from './loader.js';
 export { decodeImage, decodeImageWith, encodePng, sniffFormat, type Decoder, type ImageFormat } from './image.js';
 export { areaResize, centerSquare, crop, exampleSeed, flipHorizontal, preprocess, type Preset } from './preprocess.js';
 export { imageGrid, type GridOptions } from './grid.js';
+export { packBatch, unpackBatch } from './batch.js';
 export type { FolderSpec } from './folder/index.js';
 export type { JsonlSpec } from './jsonl/index.js';
 export type { WebDatasetSpec } from './webdataset/index.js';

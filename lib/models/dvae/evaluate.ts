@@ -3,6 +3,7 @@
  * shapes detector still reads each reconstruction as satisfying the scene's caption (the originals always do), per
  * capability.
  */
+import { packBatch } from '../../data/batch.js';
 import { checkCaption, detect } from '../../data/shapes/detect.js';
 import { parseCaption } from '../../data/shapes/captions.js';
 import type { Example } from '../../data/types.js';
@@ -51,8 +52,7 @@ export async function evaluateDvae(
   let pending: Example[] = [];
   const flush = async (): Promise<void> => {
     if (pending.length === 0) return;
-    const packed = new Uint8Array(pending.length * per);
-    pending.forEach((e, i) => packed.set(e.image.data, i * per));
+    const packed = packBatch(pending, s).images;
     const c = await model.encode(packed, run);
     const r = await model.decode(c, run);
     for (const code of c) counts[code]!++;

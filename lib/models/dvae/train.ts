@@ -5,11 +5,12 @@
  */
 import type { Arena } from '../../engine.js';
 import { DalleError } from '../../errors.js';
+import { unpackBatch } from '../../data/batch.js';
 import type { Batch } from '../../data/types.js';
 import type { OpRunner } from '../../nn/runner.js';
 import { checkSchedule, type CosineSchedule, cosineAt } from '../../train/schedule.js';
 import { type AdamWConfig, type StepMetrics, train, type TrainerOptions, type TrainResult, type TrainTask } from '../../train/trainer.js';
-import { psnr, usageFromCounts } from './metrics.js';
+import { evaluateDvae } from './evaluate.js';
 import type { Dvae } from './model.js';
 
 export const DVAE_PAPER_SCHEDULES = {
@@ -84,10 +85,8 @@ export class DvaeTask implements TrainTask<Batch> {
     this.checkSize(batch);
     using x = this.model.pixelsTensor(batch.images);
     const l = await this.model.loss(x, { ...this.objectiveAt(step), seed: this.seed, offset: 0 }, run);
-    const codes = await this.model.encode(batch.images, run);
-    const counts = new Float64Array(this.model.config.vocabSize);
-    for (const c of codes) counts[c]!++;
-    return { loss: l.loss, nll: l.nll, kl: l.kl, psnr: psnr(batch.images, await this.model.decode(codes, run)), perplexity: usageFromCounts(counts).perplexity };
+    const e = await evaluateDvae(this.model, unpackBatch(batch), { batchSize: batch.captions.length, run });
+    return { loss: l.loss, nll: l.nll, kl: l.kl, psnr: e.psnr, perplexity: e.usage.perplexity };
   }
 
   private objectiveAt(step: number): { beta: number; tau: number; squaredErrorWeight?: number } {

@@ -7,6 +7,7 @@
  */
 import type { Arena } from '../../engine.js';
 import { DalleError } from '../../errors.js';
+import { packBatch } from '../../data/batch.js';
 import type { Example } from '../../data/types.js';
 import { asyncRunner, type OpRunner } from '../../nn/runner.js';
 import { mixSeed, mulberry32 } from '../../data/shapes/rng.js';
@@ -40,21 +41,18 @@ export interface EncodedDataset {
 export async function encodeDataset(dvae: Dvae, examples: Iterable<Example> | AsyncIterable<Example>, options: { batch?: number; run?: OpRunner } = {}): Promise<EncodedDataset> {
   const batch = options.batch ?? 64;
   const side = dvae.config.imageSize;
-  const per = side * side * 3;
   const imageLen = dvae.grid * dvae.grid;
   const captions: string[] = [];
   const chunks: Int32Array[] = [];
   let pending: Example[] = [];
   const flush = async (): Promise<void> => {
     if (pending.length === 0) return;
-    const images = new Uint8Array(pending.length * per);
-    pending.forEach((e, i) => {
+    for (const e of pending) {
       if (e.image.width !== side || e.image.height !== side) {
         throw new DalleError('E_INVALID_ARGUMENT', `example ${e.key} is ${e.image.width}×${e.image.height}; the dVAE takes ${side}×${side}`);
       }
-      images.set(e.image.data, i * per);
-    });
-    chunks.push(await dvae.encode(images, options.run ?? asyncRunner));
+    }
+    chunks.push(await dvae.encode(packBatch(pending, side).images, options.run ?? asyncRunner));
     captions.push(...pending.map((e) => e.caption));
     pending = [];
   };
