@@ -8,6 +8,7 @@
 #include "../native/core/arena.h"
 #include "../native/core/backend.h"
 #include "../native/core/cpu_cache.h"
+#include "../native/core/selftest.h"
 #include "../native/core/storage.h"
 #include "../native/core/threadpool.h"
 #include "addon_data.h"
@@ -83,6 +84,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaDeviceName", cuda.device_name);
   o.Set("cudaError", cuda.error);
   o.Set("cublasLt", Napi::Boolean::New(env, cuda.cublaslt));
+  o.Set("cudaEmulated", Napi::Boolean::New(env, cuda.emulated));
   o.Set("simd", dalle::simd_level_name(dalle::cpu_simd_level()));
   o.Set("activeSimd", dalle::simd_level_name(dalle::active_simd_level()));
   o.Set("threads", Napi::Number::New(env, dalle::ThreadPool::global().num_threads()));
@@ -120,6 +122,39 @@ Napi::Value SetSimdLevel(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), dalle::simd_level_name(dalle::active_simd_level()));
 }
 
+// cudaSelfTests() -> {name, kind}[]: the CUDA self-test cases this binary has (none without CUDA).
+Napi::Value CudaSelfTests(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto& cases = dalle::cuda_selftests();
+  Napi::Array arr = Napi::Array::New(env, cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", cases[i].name);
+    const char* kind = cases[i].kind == dalle::SelfTestKind::kPrimitive ? "primitive"
+                       : cases[i].kind == dalle::SelfTestKind::kRefusal ? "refusal"
+                                                                         : "misuse";
+    o.Set("kind", kind);
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  return arr;
+}
+
+// runCudaSelfTest(name) -> {ok, message}: a primitive's checks, or the error a broken case produced.
+Napi::Value RunCudaSelfTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  for (const auto& c : dalle::cuda_selftests()) {
+    if (name != c.name) continue;
+    std::string detail;
+    Status st = c.run(&detail);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ok", Napi::Boolean::New(env, st.ok()));
+    o.Set("message", st.ok() ? detail : st.message());
+    return o;
+  }
+  throw MakeError(env, "E_NOT_FOUND", "runCudaSelfTest: no self-test case named " + name);
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -134,6 +169,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseCachedMemory", Napi::Function::New<ReleaseCachedMemory>(env, "releaseCachedMemory"));
   exports.Set("setErrorFactory", Napi::Function::New<SetErrorFactoryJs>(env, "setErrorFactory"));
   exports.Set("setSimdLevel", Napi::Function::New<SetSimdLevel>(env, "setSimdLevel"));
+  exports.Set("cudaSelfTests", Napi::Function::New<CudaSelfTests>(env, "cudaSelfTests"));
+  exports.Set("runCudaSelfTest", Napi::Function::New<RunCudaSelfTest>(env, "runCudaSelfTest"));
   InitOps(env, exports);
   return exports;
 }

@@ -1,13 +1,16 @@
 /**
- * The CUDA backend against the CPU reference. Without a CUDA device (this build machine, CI) only
- * the registration checks run and the GPU tests are skipped; on a GPU machine (see
- * native/cuda/README.md) every op with a CUDA kernel is run on both backends over random odd-sized
- * inputs with printed seeds, Philox draws must agree bit for bit, and tensors must survive device
- * round trips unchanged.
+ * The CUDA backend against the CPU reference: every op with a CUDA kernel is run on both backends over random odd-sized
+ * inputs with printed seeds, Philox draws must agree bit for bit, and tensors must survive device round trips
+ * unchanged. It runs on the emulated CUDA device (build-emulated/, see test/helpers/cuda-binary.ts) on a machine
+ * without a GPU, CI included, and on the real device on a GPU machine (native/cuda/README.md). Without either, only
+ * the registration checks run, unless DALLE_REQUIRE_CUDA_DEVICE=1 (CI) makes that a failure.
  */
+import './helpers/cuda-binary.js';
+
 import test, { type ExecutionContext } from 'ava';
 
 import { Tensor, bf16ToF32, buildInfo, liveBytes, loadAddon, ops, type DType } from '../lib/index.js';
+import { cudaDeviceRequired } from './helpers/cuda-binary.js';
 import { assertClose, assertDalleError, randomArray, rng } from './helpers/gradcheck.js';
 
 type Data = Float32Array | Int32Array | Uint16Array;
@@ -147,11 +150,12 @@ test('cuda: build info and kernel registration are consistent', (t) => {
   }
   if (info.cudaDevices === 0) {
     t.true(info.cudaError.length > 0, 'with no device, cudaError says why');
+    t.false(cudaDeviceRequired, `DALLE_REQUIRE_CUDA_DEVICE=1 but ${gpu.why} (npm run build:native:emulated)`);
     t.log(`GPU tests skipped: ${gpu.why}`);
   } else {
     t.is(info.cudaError, '', 'a usable device leaves cudaError empty');
     t.true(info.cudaDeviceName.length > 0);
-    t.log(`device: ${info.cudaDeviceName}, cuBLASLt ${info.cublasLt ? 'loaded' : 'absent'}`);
+    t.log(`device: ${info.cudaDeviceName}${info.cudaEmulated ? ' (emulated)' : ''}, cuBLASLt ${info.cublasLt ? 'loaded' : 'absent'}`);
   }
   const registered = cudaOps();
   for (const name of ['gelu_forward', 'gelu_backward', 'relu_forward', 'relu_backward', 'philox_uint32', 'random_uniform'])
@@ -287,12 +291,12 @@ gpuTest('cuda: mixed devices and missing CUDA kernels are typed errors', (t) => 
   using xc = Tensor.from(randomArray(rng(3), 15), [3, 5]);
   using dyg = Tensor.from(randomArray(rng(4), 15), [3, 5], { device: 'cuda' });
   assertDalleError(t, () => ops.runOp('gelu_backward', [xc, dyg]), 'E_DEVICE', 'cpu x with cuda dy');
-  // Any op without a CUDA kernel that takes one `like` tensor (random_normal, for now) must
-  // refuse device inputs with E_UNSUPPORTED rather than run CPU code on device pointers.
+  // A random op without a CUDA kernel (one `like` tensor, f32) must refuse device inputs with
+  // E_UNSUPPORTED rather than run CPU code on device pointers.
   const addon = loadAddon();
   const cpuOnly = addon
     .opNames()
-    .find((n) => !addon.opInfo(n).cuda && addon.opInfo(n).inputs.join() === 'like');
+    .find((n) => n.startsWith('random_') && !addon.opInfo(n).cuda && addon.opInfo(n).inputs.join() === 'like');
   if (cpuOnly) {
     using like = Tensor.zeros([5], { device: 'cuda' });
     assertDalleError(t, () => ops.runOp(cpuOnly, [like], { seed: 1, offset: 0 }), 'E_UNSUPPORTED', `${cpuOnly} on cuda`);

@@ -130,7 +130,7 @@ export function inspect(): Record<string, unknown> {
   out.driver = probeNvidiaDriver().reason;
   out.simd = `${info.activeSimd} (built for ${info.simd})`;
   out.threads = info.threads;
-  out.cuda = info.cudaCompiled ? `compiled in; ${info.cudaDevices} device(s)${info.cudaDeviceName ? `: ${info.cudaDeviceName}` : ''}${info.cublasLt ? ', cuBLASLt found' : ''}` : 'not compiled into this binary';
+  out.cuda = info.cudaCompiled ? `compiled in; ${info.cudaDevices} device(s)${info.cudaDeviceName ? `: ${info.cudaDeviceName}` : ''}${info.cublasLt ? ', cuBLASLt found' : ''}${info.cudaEmulated ? ' (emulated on the CPU, for tests)' : ''}` : 'not compiled into this binary';
   out.backend = 'cpu';
   out['why not cuda'] = !info.cudaCompiled
     ? `this binary was built without CUDA${existsSync(cudaPackage.path) ? ` and the CUDA package was skipped: ${cudaPackage.skip ?? 'it did not load'}` : ''}`

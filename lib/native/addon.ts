@@ -30,6 +30,8 @@ export interface NativeBuildInfo {
   cudaDeviceName: string;
   cudaError: string;
   cublasLt: boolean;
+  /** The CUDA device is the emulated one (a DALLE_CUDA=EMULATE build): kernels run on the CPU, for tests. */
+  cudaEmulated: boolean;
   simd: string;
   activeSimd: string;
   threads: number;
@@ -67,4 +69,7 @@ export interface NativeAddon {
   releaseCachedMemory(): number;
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   setSimdLevel(level: number): string;
+  /** The CUDA self-test cases compiled in (native/cuda/selftest); none without CUDA. */
+  cudaSelfTests(): { name: string; kind: 'primitive' | 'refusal' | 'misuse' }[];
+  runCudaSelfTest(name: string): { ok: boolean; message: string };
 }

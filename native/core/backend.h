@@ -10,6 +10,7 @@ struct CudaInfo {
   std::string device_name; // device 0
   std::string error;       // why no device is usable, when none is
   bool cublaslt = false;   // libcublasLt could be opened at run time
+  bool emulated = false;   // the device is the emulated one (DALLE_CUDA=EMULATE): kernels run on the CPU
 };
 
 // Implemented by native/cuda when compiled, else by native/core/no_cuda.cpp.

@@ -132,6 +132,11 @@ bool resolve(void* lib, const char* name, Fn* out, std::string* missing) {
 const Library& library() {
   static const Library lib = [] {
     Library r;
+#if DALLE_CUDA_EMULATED
+    // cuBLASLt would be handed host pointers as device memory.
+    r.error = "the emulated CUDA device has no cuBLASLt";
+    return r;
+#endif
     std::string tried;
     void* h = nullptr;
     // DALLE_CUBLASLT names a file to use; then the sonames (the loader's search path, which

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -23,8 +24,50 @@ Status check(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return Status::Ok();
   // Reset the last-error slot (a no-op for sticky errors, which poison the context for good).
   (void)cudaGetLastError();
+#if DALLE_CUDA_EMULATED
+  // The emulator knows more than an error code: which kernel, block and thread, and why.
+  std::string detail = emu::take_error_detail();
+  if (!detail.empty())
+    return make_status(StatusCode::kCudaError, "%s: %s (%s): %s", what, cudaGetErrorString(err), cudaGetErrorName(err),
+                       detail.c_str());
+#endif
   return make_status(StatusCode::kCudaError, "%s: %s (%s)", what, cudaGetErrorString(err),
                      cudaGetErrorName(err));
+}
+
+Status launch_error(cudaError_t err, const char* op, const char* kernel) {
+  std::string what = std::string(op) + " (kernel " + kernel + ")";
+  return check(err, what.c_str());
+}
+
+std::string kernel_name_from_signature(const char* pretty) {
+  std::string s(pretty);
+  size_t at = s.find("Kernel = ");
+  if (at == std::string::npos) return s;
+  s = s.substr(at + 9);
+  // The template argument ends at the first ';' or ']' outside angle brackets.
+  int depth = 0;
+  size_t end = 0;
+  for (; end < s.size(); ++end) {
+    char c = s[end];
+    if (c == '<') ++depth;
+    else if (c == '>') --depth;
+    else if (depth == 0 && (c == ';' || c == ']')) break;
+  }
+  s = s.substr(0, end);
+  for (const char* noise : {"(& ", "&"}) {
+    if (s.rfind(noise, 0) == 0) s = s.substr(std::strlen(noise));
+  }
+  if (!s.empty() && s.back() == ')' && s.find('(') == std::string::npos) s.pop_back();
+  // Namespaces say nothing the kernel's own name does not: drop dalle:: and anonymous ones.
+  for (std::string prefix : {"{anonymous}::", "(anonymous namespace)::", "dalle::"}) {
+    for (size_t p; (p = s.find(prefix)) != std::string::npos;) s.erase(p, prefix.size());
+  }
+  for (size_t p; (p = s.find("_GLOBAL__N_")) != std::string::npos;) {
+    size_t q = s.find("::", p);
+    s.erase(p, q == std::string::npos ? std::string::npos : q + 2 - p);
+  }
+  return s;
 }
 
 cudaStream_t stream() {
@@ -56,6 +99,9 @@ struct Discovery {
 constexpr int kMinMajor = 8;
 
 std::string no_device_reason(cudaError_t err) {
+#if DALLE_CUDA_EMULATED
+  return "emulated device: " + emu::take_error_detail();
+#endif
   std::string msg = std::string(cudaGetErrorString(err)) + " (" + cudaGetErrorName(err) + ")";
   if (err == cudaErrorInsufficientDriver || err == cudaErrorNoDevice) {
     // cudart says "driver version is insufficient" when there is no driver at all; say which.
@@ -133,6 +179,10 @@ class CachingAllocator {
       *out = it->second.back();
       it->second.pop_back();
       cached_ -= cls;
+#if DALLE_CUDA_EMULATED
+      // Bytes of the size class beyond this request become guard bytes again.
+      emu::set_allocation_extent(*out, bytes);
+#endif
       live_[*out] = cls;
       return Status::Ok();
     }
@@ -153,6 +203,9 @@ class CachingAllocator {
                          cudaGetErrorString(err), free_b >> 20, total_b >> 20);
     }
     DALLE_RETURN_IF_ERROR(check(err, "cudaMalloc"));
+#if DALLE_CUDA_EMULATED
+    emu::set_allocation_extent(p, bytes);
+#endif
     live_[p] = cls;
     *out = p;
     return Status::Ok();
@@ -240,6 +293,9 @@ CudaInfo cuda_info() {
   const cuda::Discovery& d = cuda::discover();
   CudaInfo info;
   info.compiled = true;
+#if DALLE_CUDA_EMULATED
+  info.emulated = true;
+#endif
   info.device_count = d.device_count;
   info.device_name = d.device_name;
   info.error = d.error;

@@ -9,7 +9,14 @@
 // memory synchronises the stream before returning; a failed kernel therefore surfaces at the
 // latest there, as E_CUDA. Code that adds a second stream must make it wait on this one (events)
 // before touching tensors this one wrote.
+//
+// Kernel files include this one header: in the emulated build (DALLE_CUDA=EMULATE, g++ instead of
+// nvcc) it brings in the emulated device's builtins first; launch.h and warp.h are the launch and
+// the inline-PTX helpers both builds understand.
 #pragma once
+#if DALLE_CUDA_EMULATED
+#include "emu/emu.h"
+#endif
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -32,10 +39,6 @@ Status check(cudaError_t err, const char* what);
 // by itself before reporting out-of-memory).
 void empty_cache();
 
-// Status after a kernel launch: picks up launch-configuration errors (and earlier asynchronous
-// faults) without synchronising.
-inline Status launch_status(const char* op) { return check(cudaGetLastError(), op); }
-
 // Threads per block for elementwise kernels, and a grid for n items that a grid-stride loop
 // covers (capped so huge tensors loop rather than ask for absurd grids).
 constexpr int kBlock = 256;
@@ -48,3 +51,6 @@ inline unsigned grid_for(int64_t n, int block = kBlock) {
 
 }  // namespace cuda
 }  // namespace dalle
+
+#include "launch.h"
+#include "warp.h"

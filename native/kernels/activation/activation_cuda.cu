@@ -47,28 +47,22 @@ __global__ void relu_backward_kernel(float* __restrict__ dinp, const float* __re
 
 Status gelu_fwd_cuda(OpArgs& a) {
   int64_t n = a.in[0].numel();
-  gelu_forward_kernel<<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(a.out[0].f32(), a.in[0].f32(), n);
-  return cuda::launch_status(a.op);
+  return cuda::launch<gelu_forward_kernel>(a.op, cuda::grid_for(n), cuda::kBlock, 0, a.out[0].f32(), a.in[0].f32(), n);
 }
 
 Status gelu_bwd_cuda(OpArgs& a) {
   int64_t n = a.in[0].numel();
-  gelu_backward_kernel<<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(a.out[0].f32(), a.in[0].f32(),
-                                                                               a.in[1].f32(), n);
-  return cuda::launch_status(a.op);
+  return cuda::launch<gelu_backward_kernel>(a.op, cuda::grid_for(n), cuda::kBlock, 0, a.out[0].f32(), a.in[0].f32(), a.in[1].f32(), n);
 }
 
 Status relu_fwd_cuda(OpArgs& a) {
   int64_t n = a.in[0].numel();
-  relu_forward_kernel<<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(a.out[0].f32(), a.in[0].f32(), n);
-  return cuda::launch_status(a.op);
+  return cuda::launch<relu_forward_kernel>(a.op, cuda::grid_for(n), cuda::kBlock, 0, a.out[0].f32(), a.in[0].f32(), n);
 }
 
 Status relu_bwd_cuda(OpArgs& a) {
   int64_t n = a.in[0].numel();
-  relu_backward_kernel<<<cuda::grid_for(n), cuda::kBlock, 0, cuda::stream()>>>(a.out[0].f32(), a.in[0].f32(),
-                                                                               a.in[1].f32(), n);
-  return cuda::launch_status(a.op);
+  return cuda::launch<relu_backward_kernel>(a.op, cuda::grid_for(n), cuda::kBlock, 0, a.out[0].f32(), a.in[0].f32(), a.in[1].f32(), n);
 }
 
 }  // namespace

@@ -40,9 +40,9 @@ Status launch_draw(OpArgs& a) {
   int64_t n = a.out[0].numel();
   uint64_t first = offset >> 2, last = (offset + static_cast<uint64_t>(n) - 1) >> 2;
   uint64_t num_blocks = last - first + 1;
-  philox_kernel<T, Convert><<<cuda::grid_for(static_cast<int64_t>(num_blocks)), cuda::kBlock, 0, cuda::stream()>>>(
-      static_cast<T*>(a.out[0].data), n, seed, offset, first, num_blocks, Convert{});
-  return cuda::launch_status(a.op);
+  return cuda::launch<philox_kernel<T, Convert>>(a.op, cuda::grid_for(static_cast<int64_t>(num_blocks)), cuda::kBlock,
+                                                 0, static_cast<T*>(a.out[0].data), n, seed, offset, first,
+                                                 num_blocks, Convert{});
 }
 
 Status philox_uint32_cuda(OpArgs& a) { return launch_draw<int32_t, ToI32>(a); }
