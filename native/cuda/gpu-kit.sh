@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the CUDA tests need on the GPU machine, which has no Node, npm or network, into the
 # ignored folder .gpukit/: the CUDA dalle.node built here (build-cuda) and ava + tsx with their
-# dependencies (the whole node_modules would not fit in a run's 64 MiB). Node itself comes from
+# dependencies and lib's run-time dependencies (the whole node_modules would not fit in a run's 64 MiB). Node itself comes from
 # ../shared/gpu/prepare.sh (.devkit). Run from anywhere in the project; see native/cuda/README.md.
 set -euo pipefail
 root="$(git rev-parse --show-toplevel)"
@@ -32,6 +32,9 @@ node -e '
   }
   walk("ava", process.cwd());
   walk("tsx", process.cwd());
+  // What lib/ imports at run time (the build tools stay behind).
+  const own = JSON.parse(fs.readFileSync("package.json", "utf8"));
+  for (const d of Object.keys(own.dependencies)) if (d !== "cmake-js" && d !== "node-addon-api") walk(d, process.cwd());
   for (const p of seen) console.log(path.relative(process.cwd(), p));
 ' > .gpukit/modules.txt
 tar -cJf .gpukit/node_modules.tar.xz -T .gpukit/modules.txt

@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include "../../core/selftest.h"
 #include "../device.h"
 
