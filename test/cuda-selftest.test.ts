@@ -6,6 +6,8 @@
  */
 import './helpers/cuda-binary.js';
 
+import { spawnSync } from 'node:child_process';
+
 import test from 'ava';
 
 import { buildInfo, loadAddon } from '../lib/index.js';
@@ -60,6 +62,8 @@ const expected: Record<string, { kind: 'primitive' | 'refusal' | 'misuse'; messa
   },
   // Nothing faults: the parity check against the host sum catches the half-warp sums.
   shuffle_width: { kind: 'misuse', message: [/broken_shuffle_width: warp sum: element 0 is -?\d/] },
+  // A race: only the parity check sees it (the forward schedule reads before the neighbour writes).
+  missing_barrier: { kind: 'misuse', message: [/broken_missing_barrier: neighbour's value: element \d+ is/] },
   host_pointer: {
     kind: 'misuse',
     message: [/kernel selftest::selftest_noop: argument 0 is 0x[0-9a-f]+, which is not device memory/],
@@ -119,5 +123,22 @@ if (device && info.cudaEmulated) {
     for (const [name, e] of Object.entries(expected)) if (e.kind !== 'primitive') addon.runCudaSelfTest(name);
     const again = addon.runCudaSelfTest('mma');
     t.true(again.ok, again.message);
+  });
+}
+
+if (device && info.cudaEmulated) {
+  test('cuda self-test: the same verdicts with threads scheduled last first (DALLE_CUDA_EMU_SCHEDULE=reverse)', (t) => {
+    // A fresh process: the schedule is read once. Primitives must not depend on the order threads run in.
+    const script =
+      'const a = require(process.env.DALLE_BINARY);' +
+      'console.log(JSON.stringify(a.cudaSelfTests().map((c) => ({ ...c, ...a.runCudaSelfTest(c.name) }))));';
+    const r = spawnSync(process.execPath, ['-e', script], {
+      env: { ...process.env, DALLE_CUDA_EMU_SCHEDULE: 'reverse' },
+      encoding: 'utf8',
+    });
+    t.is(r.status, 0, r.stderr);
+    const results = JSON.parse(r.stdout) as { name: string; kind: string; ok: boolean; message: string }[];
+    t.is(results.length, Object.keys(expected).length);
+    for (const c of results) t.is(c.ok, c.kind === 'primitive', `${c.name} (reverse schedule): ${c.message}`);
   });
 }

@@ -302,3 +302,29 @@ gpuTest('cuda: mixed devices and missing CUDA kernels are typed errors', (t) => 
     assertDalleError(t, () => ops.runOp(cpuOnly, [like], { seed: 1, offset: 0 }), 'E_UNSUPPORTED', `${cpuOnly} on cuda`);
   } else t.log('every `like` op has a CUDA kernel; E_UNSUPPORTED not exercised');
 });
+
+gpuTest('cuda: transformer ops on CUDA tensors: E_UNSUPPORTED while they have no CUDA kernel', (t) => {
+  const addon = loadAddon();
+  const dev = (x: Tensor) => {
+    const y = x.to('cuda');
+    x.dispose();
+    return y;
+  };
+  const f = (shape: number[]) => dev(Tensor.from(randomArray(rng(1), numel(shape)), shape));
+  using ids = dev(Tensor.from(new Int32Array(6).fill(1), [2, 3]));
+  const cases: [string, Tensor[], Record<string, number>][] = [
+    ['qkv_split_forward', [f([2, 3, 12])], { heads: 2 }],
+    ['qkv_split_backward', [f([2, 2, 3, 2]), f([2, 2, 3, 2]), f([2, 2, 3, 2])], {}],
+    ['heads_merge_forward', [f([2, 2, 3, 2])], {}],
+    ['heads_merge_backward', [f([2, 3, 4])], { heads: 2 }],
+    ['kv_cache_write', [f([1, 2, 6, 3]), f([1, 2, 2, 3])], { pos: 1 }],
+    ['attention_cached_forward', [f([1, 2, 2, 3]), f([1, 2, 6, 3]), f([1, 2, 6, 3])], { pos: 1, mask: 2, text_len: 2, grid: 2 }],
+    ['dalle_embed_forward', [ids, f([5, 3]), f([2, 3]), f([2, 3]), f([2, 3])], { pos: 0, text_len: 2, grid: 2 }],
+    ['dalle_embed_backward', [ids, f([2, 3, 3])], { vocab: 5, pos: 0, text_len: 2, grid: 2 }],
+  ];
+  for (const [name, inputs, attrs] of cases) {
+    if (addon.opInfo(name).cuda) t.log(`${name} has a CUDA kernel now: covered by test/cuda.test.ts`);
+    else assertDalleError(t, () => ops.runOp(name, inputs, attrs), 'E_UNSUPPORTED', `${name} on cuda`);
+    for (const x of inputs) if (x !== ids) x.dispose();
+  }
+});

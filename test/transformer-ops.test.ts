@@ -646,38 +646,3 @@ test('transformer ops are registered with their argument names', (t) => {
   t.deepEqual(addon.opInfo('dalle_embed_backward').outputs, ['dtokens', 'dtext_pos', 'drows', 'dcols']);
   for (const n of NEW_OPS) if (n !== 'kv_cache_write') t.deepEqual(addon.opInfo(n).mutatedInputs, [], `${n} mutates nothing`);
 });
-
-const gpuOk = (() => {
-  try {
-    const info = buildInfo();
-    return info.cudaCompiled && info.cudaDevices > 0;
-  } catch {
-    return false;
-  }
-})();
-
-(gpuOk ? test : test.skip)('transformer ops on CUDA tensors: E_UNSUPPORTED while they have no CUDA kernel', (t) => {
-  const addon = loadAddon();
-  const dev = (x: Tensor) => {
-    const y = x.to('cuda');
-    x.dispose();
-    return y;
-  };
-  const f = (shape: number[]) => dev(rnd(1, shape));
-  using ids = dev(Tensor.from(new Int32Array(6).fill(1), [2, 3]));
-  const cases: [string, Tensor[], Record<string, number>][] = [
-    ['qkv_split_forward', [f([2, 3, 12])], { heads: 2 }],
-    ['qkv_split_backward', [f([2, 2, 3, 2]), f([2, 2, 3, 2]), f([2, 2, 3, 2])], {}],
-    ['heads_merge_forward', [f([2, 2, 3, 2])], {}],
-    ['heads_merge_backward', [f([2, 3, 4])], { heads: 2 }],
-    ['kv_cache_write', [f([1, 2, 6, 3]), f([1, 2, 2, 3])], { pos: 1 }],
-    ['attention_cached_forward', [f([1, 2, 2, 3]), f([1, 2, 6, 3]), f([1, 2, 6, 3])], { pos: 1, mask: 2, text_len: 2, grid: 2 }],
-    ['dalle_embed_forward', [ids, f([5, 3]), f([2, 3]), f([2, 3]), f([2, 3])], { pos: 0, text_len: 2, grid: 2 }],
-    ['dalle_embed_backward', [ids, f([2, 3, 3])], { vocab: 5, pos: 0, text_len: 2, grid: 2 }],
-  ];
-  for (const [name, inputs, attrs] of cases) {
-    if (addon.opInfo(name).cuda) t.log(`${name} has a CUDA kernel now: covered by test/cuda.test.ts`);
-    else assertDalleError(t, () => ops.runOp(name, inputs, attrs), 'E_UNSUPPORTED', `${name} on cuda`);
-    for (const x of inputs) if (x !== ids) x.dispose();
-  }
-});

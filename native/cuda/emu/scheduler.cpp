@@ -126,6 +126,17 @@ class Block {
 
 thread_local Block* t_running = nullptr;
 
+// DALLE_CUDA_EMU_SCHEDULE=reverse starts a block's threads, and wakes them from a barrier, last
+// first. A race between threads of a block (a missing barrier) gives the right answer by luck in
+// one order and the wrong one in the other, so running a suite in both orders exposes it.
+bool reverse_schedule() {
+  static const bool reverse = [] {
+    const char* env = std::getenv("DALLE_CUDA_EMU_SCHEDULE");
+    return env && std::strcmp(env, "reverse") == 0;
+  }();
+  return reverse;
+}
+
 // A builtin reached outside a kernel (host code calling a device function): nothing to wait for.
 bool outside_kernel(const char* what) {
   if (t_running) return false;
@@ -260,13 +271,15 @@ int Block::barrier(BarrierKind kind, int predicate, const char* site) {
     suspend(t);
     return t.barrier_result;
   }
-  // The last to arrive releases everyone, in thread order.
+  // The last to arrive releases everyone, in schedule order.
   bar_waiting_ = 0;
-  for (Thread& o : threads_)
+  for (unsigned k = 0; k < num_threads_; ++k) {
+    Thread& o = threads_[reverse_schedule() ? num_threads_ - 1 - k : k];
     if (o.state == State::kBarrier) {
       o.barrier_result = bar_acc_;
       wake(o);
     }
+  }
   return bar_acc_;
 }
 
@@ -518,7 +531,7 @@ Status Block::run(const LaunchSpec& spec, uint64_t linear_block, std::string* er
   smem_.assign(spec.dynamic_smem + 2 * kSmemGuard, kGuardByte);
   std::memset(smem_.data() + kSmemGuard, 0xff, spec.dynamic_smem);
   ready_.clear();
-  for (unsigned i = 0; i < num_threads_; ++i) ready_.push_back(i);
+  for (unsigned i = 0; i < num_threads_; ++i) ready_.push_back(reverse_schedule() ? num_threads_ - 1 - i : i);
 
   t_running = this;
   size_t head = 0;

@@ -78,6 +78,18 @@ __global__ void broken_shuffle_width(float* out, const float* in) {
   out[threadIdx.x] = v;
 }
 
+// Reads a neighbour's shared-memory slot with no barrier between its write and the read. Nothing
+// faults; the result depends on the order threads run (on a GPU, on timing). The emulator runs a
+// thread until it waits, so thread t reads before t + 1 writes (forward schedule), or thread 63
+// reads before thread 0 writes (reverse): the parity check fails either way.
+// (`salt` differs per run, so what an earlier run left in shared memory never looks right.)
+__global__ void broken_missing_barrier(float* out, float salt) {
+  __shared__ float s[65];
+  s[threadIdx.x] = static_cast<float>(threadIdx.x) + salt;
+  if (threadIdx.x == 0) s[64] = 64.0f + salt;
+  out[threadIdx.x] = s[threadIdx.x + 1];  // needs __syncthreads() before it
+}
+
 __global__ void selftest_noop(float* out) {
   if (out) out[0] = 0.0f;
 }
@@ -138,6 +150,17 @@ Status shuffle_width(std::string* info) {
   Status st = compare("broken_shuffle_width: warp sum", got, std::vector<float>(32, static_cast<float>(sum)), 1e-5, 1e-5, info);
   return st;
 }
+Status missing_barrier(std::string* info) {
+  DeviceArray<float> out;
+  DALLE_RETURN_IF_ERROR(out.alloc(64));
+  static int runs = 0;
+  const float salt = static_cast<float>(1000 * ++runs);
+  DALLE_RETURN_IF_ERROR(launch<broken_missing_barrier>("selftest", dim3(1), dim3(64), 0, out.get(), salt));
+  std::vector<float> got, want(64);
+  DALLE_RETURN_IF_ERROR(out.download(&got));
+  for (int t = 0; t < 64; ++t) want[t] = static_cast<float>(t + 1) + salt;
+  return compare("broken_missing_barrier: neighbour's value", got, want, 0, 0, info);
+}
 Status host_pointer(std::string*) {
   std::vector<float> host(64);
   return launch<selftest_noop>("selftest", dim3(1), dim3(32), 0, host.data());
@@ -172,6 +195,7 @@ DALLE_REGISTER_CUDA_SELFTEST(out_of_bounds, SelfTestKind::kMisuse, out_of_bounds
 DALLE_REGISTER_CUDA_SELFTEST(negative_index, SelfTestKind::kMisuse, negative_index);
 DALLE_REGISTER_CUDA_SELFTEST(shared_overflow, SelfTestKind::kMisuse, shared_overflow);
 DALLE_REGISTER_CUDA_SELFTEST(shuffle_width, SelfTestKind::kMisuse, shuffle_width);
+DALLE_REGISTER_CUDA_SELFTEST(missing_barrier, SelfTestKind::kMisuse, missing_barrier);
 DALLE_REGISTER_CUDA_SELFTEST(host_pointer, SelfTestKind::kMisuse, host_pointer);
 DALLE_REGISTER_CUDA_SELFTEST(too_many_threads, SelfTestKind::kRefusal, too_many_threads);
 DALLE_REGISTER_CUDA_SELFTEST(block_z_too_deep, SelfTestKind::kRefusal, block_z_too_deep);
