@@ -28,7 +28,7 @@ namespace emu {
 namespace {
 
 constexpr size_t kAlign = 256;  // cudaMalloc's alignment
-constexpr size_t kGuard = 256;  // guard bytes on each side
+constexpr size_t kGuard = 256;  // guard bytes on each side (a multiple of 8)
 constexpr unsigned char kGuardByte = 0xa5;
 // Fresh device memory reads as NaN (0xffffffff), not as zeros: a kernel that reads what nobody
 // wrote shows up in a parity test instead of passing by luck.
@@ -102,14 +102,38 @@ void fill_guards(const Allocation& a) {
   std::memset(user + a.extent, kGuardByte, a.span - a.extent + kGuard);
 }
 
-// Offset from the start of the allocation's user memory of the first damaged guard byte, or 0.
+// First index in [p, p + n) whose byte is not kGuardByte, or n; eight bytes at a time.
+size_t first_damaged(const unsigned char* p, size_t n) {
+  size_t i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(p + i) & 7) != 0; ++i)
+    if (p[i] != kGuardByte) return i;
+  const uint64_t pattern = 0x0101010101010101ull * kGuardByte;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (w != pattern) break;
+  }
+  for (; i < n; ++i)
+    if (p[i] != kGuardByte) return i;
+  return n;
+}
+
+// A write past the end lands at its start; past a huge size class's slack only the first
+// kSlackChecked bytes are looked at, so a launch costs the same whatever the allocations' sizes.
+constexpr size_t kSlackChecked = 4096;
+
+// Offset from the start of the allocation's user memory of the first damaged guard byte (negative:
+// before it; 1 + offset past the extent: after it), or 0 when the guards are intact.
 long damaged_guard(const Allocation& a) {
-  for (size_t i = 0; i < kGuard; ++i)
-    if (a.raw[i] != kGuardByte) return static_cast<long>(i) - static_cast<long>(kGuard);
+  size_t i = first_damaged(a.raw, kGuard);
+  if (i < kGuard) return static_cast<long>(i) - static_cast<long>(kGuard);
   const unsigned char* tail = a.raw + kGuard + a.extent;
-  size_t n = a.span - a.extent + kGuard;
-  for (size_t i = 0; i < n; ++i)
-    if (tail[i] != kGuardByte) return static_cast<long>(a.extent + i) + 1;  // +1: never 0
+  size_t slack = a.span - a.extent;
+  size_t head = slack < kSlackChecked ? slack : kSlackChecked;
+  i = first_damaged(tail, head);
+  if (i < head) return static_cast<long>(a.extent + i) + 1;  // +1: never 0
+  i = first_damaged(tail + slack, kGuard);
+  if (i < kGuard) return static_cast<long>(a.extent + slack + i) + 1;
   return 0;
 }
 
