@@ -1,11 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 
 import test from 'ava';
 
 import { DalleError } from '../lib/errors.js';
 import { openSource as openFolder } from '../lib/data/folder/index.js';
-import { decodeImage, decodeImageWith, encodePng, sniffFormat } from '../lib/data/image.js';
+import { IMAGE_LIMITS, declaredSize, decodeImage, decodeImageWith, encodePng, sniffFormat } from '../lib/data/image.js';
 import { openSource as openJsonl } from '../lib/data/jsonl/index.js';
 import { areaResize, mulberry32, preprocess } from '../lib/data/preprocess.js';
 import { type ExampleSource, mergeSkipReports, openSourceSpec } from '../lib/data/source.js';
@@ -109,6 +110,51 @@ test('corrupt or non-image bytes throw DalleError E_INVALID_ARGUMENT', (t) => {
     const err = t.throws(() => decodeImage(bytes, 'x'));
     t.true(err instanceof DalleError);
     t.is((err as DalleError).code, 'E_INVALID_ARGUMENT');
+  }
+});
+
+/** A PNG whose IHDR declares width x height (CRC fixed up, so a decoder believes it), with the image's own data. */
+function pngDeclaring(width: number, height: number): Buffer {
+  const png = Buffer.from(pngBytes(2, 2, pattern(1)));
+  png.writeUInt32BE(width, 16);
+  png.writeUInt32BE(height, 20);
+  png.writeUInt32BE(crc32(png.subarray(12, 29)) >>> 0, 29);
+  return png;
+}
+
+/** A JPEG whose start-of-frame declares width x height. */
+function jpegDeclaring(width: number, height: number): Buffer {
+  const jpg = Buffer.from(jpegBytes(16, 16, pattern(1)));
+  const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+  jpg.writeUInt16BE(height, sof + 5);
+  jpg.writeUInt16BE(width, sof + 7);
+  return jpg;
+}
+
+test('declaredSize reads the size from the header without decoding', (t) => {
+  t.deepEqual(declaredSize(pngBytes(5, 4, pattern(7)), 'png'), { width: 5, height: 4 });
+  t.deepEqual(declaredSize(jpegBytes(32, 24, pattern(3), 90), 'jpeg'), { width: 32, height: 24 });
+  t.deepEqual(declaredSize(pngDeclaring(12000, 12000), 'png'), { width: 12000, height: 12000 });
+  t.is(declaredSize(Buffer.from([0xff, 0xd8, 0xff, 0xd9]), 'jpeg'), null);
+});
+
+// Each of these once took the process down (zlib's assertion through pngjs: SIGABRT) or took seconds and gigabytes
+// before the size was refused after decoding. Now the header is read first.
+test('an image whose header declares a huge size is refused before decoding, at once', async (t) => {
+  const cases: [string, Buffer, RegExp][] = [
+    ['2147483647x2147483647 PNG', pngDeclaring(0x7fffffff, 0x7fffffff), /declares 2147483647x2147483647/],
+    ['12000x12000 PNG', pngDeclaring(12000, 12000), /declares 12000x12000/],
+    ['a PNG with a zero side', pngDeclaring(0, 5), /declares 0x5/],
+    ['9000x9000 JPEG', jpegDeclaring(9000, 9000), /declares 9000x9000/],
+    ['40000x10 JPEG (side over the limit)', jpegDeclaring(40000, 10), new RegExp(`sides 1-${IMAGE_LIMITS.maxSide}`)],
+  ];
+  for (const [what, bytes, message] of cases) {
+    const start = performance.now();
+    const err = t.throws(() => decodeImage(bytes, what), { instanceOf: DalleError }, what);
+    t.is(err?.code, 'E_INVALID_ARGUMENT', what);
+    t.regex(err?.message ?? '', message, what);
+    t.true(performance.now() - start < 100, `${what}: refused in ${(performance.now() - start).toFixed(0)} ms`);
+    await t.throwsAsync(decodeImageWith(bytes, what, 'sharp'), { code: 'E_INVALID_ARGUMENT' } as never, `${what} (sharp)`);
   }
 });
 

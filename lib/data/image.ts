@@ -25,8 +25,64 @@ export function sniffFormat(bytes: Uint8Array): ImageFormat | null {
   return null;
 }
 
-/** Images larger than this are refused: a forged header must not make a worker allocate gigabytes. */
-const MAX_PIXELS = 64 * 1024 * 1024;
+/**
+ * Images larger than this are refused from the size their header declares, before any decoding: a forged header must
+ * not make a worker allocate gigabytes or spend a minute (a 2 KB JPEG declaring 9000 × 9000 took 44 s and 2.4 GB in
+ * jpeg-js), nor reach zlib with sizes it aborts the process on (a PNG declaring 2^31 - 1 on each side).
+ */
+export const IMAGE_LIMITS = { maxSide: 32768, maxPixels: 64 * 1024 * 1024 } as const;
+const MAX_PIXELS = IMAGE_LIMITS.maxPixels;
+
+/**
+ * The width and height an image's header declares, read without decoding: PNG's IHDR, or a JPEG's first
+ * start-of-frame marker. Null when the header cannot be found (the decoder then reports the file as corrupt).
+ */
+export function declaredSize(bytes: Uint8Array, format: ImageFormat): { width: number; height: number } | null {
+  const be16 = (i: number) => (bytes[i]! << 8) | bytes[i + 1]!;
+  const be32 = (i: number) => be16(i) * 65536 + be16(i + 2);
+  if (format === 'png') {
+    // Signature (8), then the first chunk, which must be IHDR: length (4), type (4), width (4), height (4).
+    if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return null;
+    return { width: be32(16), height: be32(20) };
+  }
+  // JPEG: walk the marker segments after SOI until a SOFn (C0-CF but DHT C4, JPG C8, DAC CC).
+  let i = 2;
+  while (i + 4 <= bytes.length) {
+    if (bytes[i] !== 0xff) return null;
+    const marker = bytes[i + 1]!;
+    if (marker === 0xff) {
+      i += 1; // fill byte
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      i += 2; // standalone markers
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return null; // scan data or end before any frame header
+    const length = be16(i + 2);
+    if (length < 2) return null;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (i + 9 > bytes.length) return null;
+      return { width: be16(i + 7), height: be16(i + 5) };
+    }
+    i += 2 + length;
+  }
+  return null;
+}
+
+/** Refuses, by its header, an image over IMAGE_LIMITS or with a zero side (E_INVALID_ARGUMENT, naming the size). */
+function checkDeclaredSize(bytes: Uint8Array, format: ImageFormat, name: string): void {
+  const size = declaredSize(bytes, format);
+  if (size === null) return;
+  const { width, height } = size;
+  if (width === 0 || height === 0 || width > IMAGE_LIMITS.maxSide || height > IMAGE_LIMITS.maxSide || width * height > MAX_PIXELS) {
+    throw new DalleError(
+      'E_INVALID_ARGUMENT',
+      `${name}: its ${format} header declares ${width}x${height}, outside the limits ` +
+        `(sides 1-${IMAGE_LIMITS.maxSide}, at most ${MAX_PIXELS} pixels); not decoded`,
+    );
+  }
+}
 
 /**
  * Decodes PNG or JPEG bytes to RGB. Alpha is composited on white (transparent emoji/icons would otherwise turn
@@ -36,6 +92,7 @@ const MAX_PIXELS = 64 * 1024 * 1024;
 export function decodeImage(bytes: Uint8Array, name: string): ImageRGB {
   const format = sniffFormat(bytes);
   if (format === null) throw new DalleError('E_INVALID_ARGUMENT', `${name}: not a PNG or JPEG file`);
+  checkDeclaredSize(bytes, format, name);
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
     return format === 'png' ? decodePng(buf) : decodeJpeg(buf);
@@ -103,6 +160,7 @@ export async function decodeImageWith(bytes: Uint8Array, name: string, decoder: 
   if (decoder !== 'sharp') throw new DalleError('E_INVALID_ARGUMENT', `unknown decoder ${String(decoder)}`);
   const format = sniffFormat(bytes);
   if (format === null) throw new DalleError('E_INVALID_ARGUMENT', `${name}: not a PNG or JPEG file`);
+  checkDeclaredSize(bytes, format, name);
   const sharp = await loadSharp();
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: 'truncated' })
