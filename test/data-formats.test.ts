@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -260,6 +261,29 @@ test('folder source pairs images with captions and counts every bad input', asyn
   t.deepEqual(source.skipped.reasons, { 'missing caption': 1, 'empty caption': 1, 'corrupt image': 1, 'not an image': 2 });
   t.is(source.skipped.skipped, 5);
   t.true(source.skipped.samples.some((s) => s.key === 'e.png' && s.reason === 'corrupt image'));
+});
+
+test('a folder with images whose headers declare huge sizes: the process survives and counts them as skipped', (t) => {
+  // In a child process: before the fix the 2^31 PNG aborted the whole process (SIGABRT in zlib).
+  const dir = tempDir('bombs');
+  write(join(dir, 'good.png'), pngBytes(8, 8, pattern(2)));
+  write(join(dir, 'good.txt'), 'a red square');
+  write(join(dir, 'huge.png'), pngDeclaring(0x7fffffff, 0x7fffffff));
+  write(join(dir, 'huge.txt'), 'a blue circle');
+  write(join(dir, 'wide.jpg'), jpegDeclaring(9000, 9000));
+  write(join(dir, 'wide.txt'), 'a green triangle');
+  const script = `
+    import { openSource } from ${JSON.stringify(new URL('../lib/data/folder/index.js', import.meta.url).href)};
+    const source = openSource({ kind: 'folder', path: ${JSON.stringify(dir)} });
+    const keys = [];
+    for await (const ex of source) keys.push(ex.key);
+    console.log(JSON.stringify({ keys, skipped: source.skipped }));`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.is(r.status, 0, `the child died (signal ${r.signal}): ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as { keys: string[]; skipped: { skipped: number; samples: { key: string; reason: string }[] } };
+  t.deepEqual(out.keys, ['good.png']);
+  t.is(out.skipped.skipped, 2);
+  t.deepEqual(out.skipped.samples.map((s) => s.key).sort(), ['huge.png', 'wide.jpg']);
 });
 
 test('folder keys are relative to the folder however its path is spelled', async (t) => {
