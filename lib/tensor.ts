@@ -42,6 +42,7 @@ export class Tensor implements Disposable {
 
   /** Zero-filled tensor. */
   static zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
+    if (typeof options !== 'object' || options === null) throw new DalleError('E_INVALID_ARGUMENT', 'options must be an object');
     checkShape(shape);
     return new Tensor(loadAddon().empty(shape, options.dtype ?? 'f32', options.device ?? 'cpu'));
   }
@@ -51,6 +52,10 @@ export class Tensor implements Disposable {
    * dtype is 'bf16'), Int32Array to i32; a Uint16Array is taken as raw bf16 bits.
    */
   static from(data: TensorData, shape: readonly number[], options: TensorOptions = {}): Tensor {
+    const isTyped = data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint16Array;
+    if (!isTyped && !(Array.isArray(data) && data.every((v) => typeof v === 'number')))
+      throw new DalleError('E_INVALID_ARGUMENT', 'data must be a Float32Array, Int32Array, Uint16Array or an array of numbers');
+    if (typeof options !== 'object' || options === null) throw new DalleError('E_INVALID_ARGUMENT', 'options must be an object');
     const n = checkShape(shape);
     const dtype: DType =
       options.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint16Array ? 'bf16' : 'f32');

@@ -224,6 +224,9 @@ test('encode rejects non-strings and bad dropout or seed', (t) => {
   throwsInvalid(t, () => small.encode('x', { dropout: 1.5 }), 'dropout > 1');
   throwsInvalid(t, () => small.encode('x', { dropout: Number.NaN }), 'NaN dropout');
   throwsInvalid(t, () => small.encode('x', { dropout: 0.1, seed: 0.5 }), 'fractional seed');
+  // Options that are not an object threw a TypeError (found by fuzzing).
+  throwsInvalid(t, () => small.encode('x', null as never), 'null options', /options must be an object/);
+  throwsInvalid(t, () => small.encode('x', 3 as never), 'number options');
 });
 
 test('encodeBatch encodes each text, and is reproducible under dropout', (t) => {

@@ -183,6 +183,7 @@ export class BpeTokenizer {
    */
   encode(text: string, opts: EncodeOptions = {}): Int32Array {
     if (typeof text !== 'string') throw invalid(`encode expects a string, got ${typeof text}`);
+    if (typeof opts !== 'object' || opts === null) throw invalid(`encode options must be an object, got ${opts === null ? 'null' : typeof opts}`);
     const dropout = opts.dropout ?? 0;
     if (typeof dropout !== 'number' || !(dropout >= 0 && dropout <= 1)) throw invalid(`dropout must be in [0, 1], got ${dropout}`);
     const seed = opts.seed ?? 0;
