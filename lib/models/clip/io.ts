@@ -5,8 +5,9 @@ import type { BpeTokenizer } from '../../tokenizer/bpe.js';
 import { fromHfJson, toHfJson } from '../../tokenizer/formats.js';
 import { CHECKPOINT_FORMAT } from '../../train/checkpoint.js';
 import { checkClipConfig, Clip, type ClipConfig, clipParamSpecs } from './model.js';
+import { checkTensorTable, CLIP_FORMAT, describeFormat, parseConfigMetadata } from '../weights.js';
 
-export const CLIP_FORMAT = 'dalle-engine/clip@1';
+export { CLIP_FORMAT };
 
 export async function saveClip(model: Clip, path: string, options: { tokenizer?: BpeTokenizer } = {}): Promise<void> {
   const tensors: Record<string, SafeTensor> = {};
@@ -24,24 +25,20 @@ export function loadClip(path: string): { model: Clip; tokenizer: BpeTokenizer |
     if (metadata.task !== 'clip') throw new DalleError('E_INVALID_ARGUMENT', `${path} is a ${metadata.task} checkpoint, not a CLIP one`);
     prefix = [...tensors.keys()].some((k) => k.startsWith('ema.')) ? 'ema.' : 'param.';
   } else if (metadata.format !== CLIP_FORMAT) {
-    throw new DalleError('E_INVALID_ARGUMENT', `${path}: not a CLIP file (format ${JSON.stringify(metadata.format)})`);
+    throw new DalleError('E_INVALID_ARGUMENT', `${path} is ${describeFormat(metadata.format)}, not a CLIP`);
   }
   let config: ClipConfig;
   try {
-    config = checkClipConfig(JSON.parse(metadata.config ?? '') as ClipConfig);
+    config = checkClipConfig(parseConfigMetadata(path, metadata.config) as unknown as ClipConfig);
   } catch (err) {
-    throw new DalleError('E_INVALID_ARGUMENT', `${path}: ${err instanceof DalleError ? err.message : 'its config metadata is missing or not valid JSON'}`);
+    throw err instanceof DalleError && !err.message.startsWith(path) ? new DalleError('E_INVALID_ARGUMENT', `${path}: ${err.message}`) : err;
   }
-  const model = Clip.create(config);
+  const specs = clipParamSpecs(config);
+  checkTensorTable(path, 'CLIP', specs, tensors, { prefix, config });
+  const tokenizer = metadata.tokenizer !== undefined ? fromHfJson(metadata.tokenizer, `${path} (tokenizer)`) : null;
+  const model = Clip.allocate(config);
   try {
-    for (const spec of clipParamSpecs(config)) {
-      const t = tensors.get(prefix + spec.name);
-      if (t === undefined) throw new DalleError('E_INVALID_ARGUMENT', `${path}: missing ${prefix}${spec.name}`);
-      if (t.shape.join(',') !== spec.shape.join(',')) throw new DalleError('E_INVALID_ARGUMENT', `${path}: ${spec.name} is [${t.shape}], expected [${spec.shape}]`);
-      if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${spec.name} is ${t.dtype}; CLIP weights must be F32, BF16 or F16`);
-      model.params.get(spec.name).write(t.data);
-    }
-    const tokenizer = metadata.tokenizer !== undefined ? fromHfJson(metadata.tokenizer, `${path} (tokenizer)`) : null;
+    for (const spec of specs) model.params.get(spec.name).write(tensors.get(prefix + spec.name)!.data as Float32Array);
     return { model, tokenizer };
   } catch (err) {
     model.dispose();

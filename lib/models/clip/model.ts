@@ -4,6 +4,7 @@
  * image-encoders.ts), each projected to a shared embedding; the contrastive loss of loss.ts. Parameters in one arena.
  */
 import { Arena } from '../../engine.js';
+import { checkBounds } from '../weights.js';
 import { DalleError } from '../../errors.js';
 import { asyncRunner, disposeAll, type OpRunner, run1 } from '../../nn/runner.js';
 import { randomNormal } from '../../ops/random.js';
@@ -54,6 +55,26 @@ export function clipPreset(name: ClipPreset): ClipConfig {
 const COMMON_FIELDS = ['textLen', 'textVocab', 'textLayers', 'textWidth', 'textHeads', 'imageSize', 'imageWidth', 'embedDim'] as const;
 const ENCODER_FIELDS = { conv: ['imageGroups', 'imageFeatures'], vit: ['imagePatch', 'imageLayers', 'imageHeads'] } as const;
 
+/**
+ * Bounds on every field, far above any CLIP that fits in memory, so that a config read from a file is refused before
+ * its parameter table is built: 65536 text layers once grew the loader past 3 GB.
+ */
+export const CLIP_LIMITS = {
+  textLen: 16384,
+  textVocab: 1 << 24,
+  textLayers: 1024,
+  textWidth: 65536,
+  textHeads: 1024,
+  imageSize: 32768,
+  imageWidth: 65536,
+  imageGroups: 12,
+  imageFeatures: 65536,
+  imagePatch: 32768,
+  imageLayers: 1024,
+  imageHeads: 1024,
+  embedDim: 65536,
+} as const satisfies Record<Exclude<keyof ClipConfig, 'imageEncoder'>, number>;
+
 function positiveInteger(c: ClipConfig, key: keyof ClipConfig): void {
   if (!Number.isInteger(c[key]) || (c[key] as number) <= 0) throw new DalleError('E_INVALID_ARGUMENT', `CLIP config: ${key} must be a positive integer, got ${String(c[key])}`);
 }
@@ -65,6 +86,7 @@ export function checkClipConfig(c: ClipConfig): ClipConfig {
   for (const key of [...COMMON_FIELDS, ...ENCODER_FIELDS[kind]]) positiveInteger(c, key);
   const other = ENCODER_FIELDS[kind === 'conv' ? 'vit' : 'conv'].find((key) => c[key] !== undefined);
   if (other) throw new DalleError('E_INVALID_ARGUMENT', `CLIP config: ${other} belongs to the ${kind === 'conv' ? 'vit' : 'conv'} image encoder, but imageEncoder is '${kind}'`);
+  checkBounds('CLIP', c, CLIP_LIMITS);
   if (c.textWidth % c.textHeads !== 0) throw new DalleError('E_INVALID_ARGUMENT', `CLIP config: textWidth ${c.textWidth} is not a multiple of textHeads ${c.textHeads}`);
   const out = { ...c, imageEncoder: kind };
   checkImageShape(imageShape(out));
@@ -117,6 +139,11 @@ export class Clip implements Disposable {
     this.config = checkClipConfig(config);
     this.imageShape = imageShape(this.config);
     this.params = new Arena(clipParamSpecs(this.config));
+  }
+
+  /** A CLIP of a checked config with its parameters allocated but not initialised (a loader writes them). */
+  static allocate(config: ClipConfig): Clip {
+    return new Clip(config);
   }
 
   /**

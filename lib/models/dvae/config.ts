@@ -4,6 +4,8 @@
  * `encoder.blocks.group_1.block_1.res_path.conv_1.w`.
  */
 import { DalleError } from '../../errors.js';
+import { IMAGE_LIMITS } from '../../data/image.js';
+import { checkBounds } from '../weights.js';
 
 export interface DvaeConfig {
   /** Input side in pixels; a multiple of 2^(groupCount − 1). */
@@ -38,15 +40,33 @@ export function resolveConfig(config: DvaePreset | Partial<DvaeConfig> & { prese
   return checkConfig({ ...base, ...overrides });
 }
 
+/**
+ * Bounds on every field, far above the release (nHid 256, 4 groups of 2 blocks, 8192 codes), so that a config read
+ * from a file is refused before its plan is built: 65536 blocks per group once hung the loader.
+ */
+export const DVAE_LIMITS = {
+  imageSize: IMAGE_LIMITS.maxSide,
+  nHid: 16384,
+  groupCount: 12,
+  blocksPerGroup: 64,
+  vocabSize: 1 << 20,
+  nInit: 16384,
+} as const satisfies Record<keyof DvaeConfig, number>;
+
+/** The widest conv, nHid · 2^(groupCount − 1) channels. */
+const MAX_DVAE_CHANNELS = 1 << 16;
+
 export function checkConfig(c: DvaeConfig): DvaeConfig {
   const bad = (msg: string): never => {
     throw new DalleError('E_INVALID_ARGUMENT', `dVAE config: ${msg}`);
   };
+  checkBounds('dVAE', c, DVAE_LIMITS);
   for (const key of ['imageSize', 'nHid', 'groupCount', 'blocksPerGroup', 'vocabSize', 'nInit'] as const) {
     if (!Number.isInteger(c[key]) || c[key] <= 0) bad(`${key} must be a positive integer, got ${String(c[key])}`);
   }
   if (c.nHid % 4 !== 0) bad(`nHid must be a multiple of 4 (blocks run at a quarter of their width), got ${c.nHid}`);
   const down = 2 ** (c.groupCount - 1);
+  if (c.nHid * down > MAX_DVAE_CHANNELS) bad(`nHid ${c.nHid} doubled over ${c.groupCount} groups is ${c.nHid * down} channels, above ${MAX_DVAE_CHANNELS}`);
   if (c.imageSize % down !== 0) bad(`imageSize ${c.imageSize} must be a multiple of 2^(groupCount − 1) = ${down}`);
   return { imageSize: c.imageSize, nHid: c.nHid, groupCount: c.groupCount, blocksPerGroup: c.blocksPerGroup, vocabSize: c.vocabSize, nInit: c.nInit };
 }

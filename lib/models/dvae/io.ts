@@ -12,8 +12,9 @@ import type { Arena } from '../../engine.js';
 import { CHECKPOINT_FORMAT } from '../../train/checkpoint.js';
 import { checkConfig, type DvaeConfig } from './config.js';
 import { Dvae, dvaeParamSpecs } from './model.js';
+import { checkTensorTable, describeFormat, DVAE_FORMAT, type FileTensor, parseConfigMetadata } from '../weights.js';
 
-export const DVAE_FORMAT = 'dalle-engine/dvae@1';
+export { DVAE_FORMAT };
 
 /** HWIO [k, k, cin, cout] → OIHW [cout, cin, k, k], or back with `inverse`. */
 export function transposeConvWeight(src: Float32Array, k: number, cin: number, cout: number, inverse = false): Float32Array {
@@ -62,33 +63,21 @@ export function inferConfig(shapes: ReadonlyMap<string, readonly number[]>, imag
 }
 
 /**
- * A model from named tensors; every name and shape must match the config exactly. Conv weights are OIHW in files
- * with the released layout and HWIO (the arena's own) in training checkpoints.
+ * A model from named tensors; every name and shape must match the config exactly, which is checked before the model
+ * is allocated. Conv weights are OIHW in files with the released layout and HWIO (the arena's own) in checkpoints.
  */
-function fromTensors(
-  config: DvaeConfig,
-  get: (name: string) => { shape: readonly number[]; data: Float32Array } | undefined,
-  source: string,
-  names: Iterable<string>,
-  convLayout: 'oihw' | 'hwio',
-): Dvae {
+function fromTensors(config: DvaeConfig, tensors: ReadonlyMap<string, FileTensor>, source: string, convLayout: 'oihw' | 'hwio'): Dvae {
+  const specs = dvaeParamSpecs(config);
+  const inFile = (shape: readonly number[]): readonly number[] =>
+    convLayout === 'oihw' && shape.length === 4 ? [shape[3]!, shape[2]!, shape[0]!, shape[1]!] : shape;
+  checkTensorTable(source, 'dVAE', specs.map((s) => ({ name: s.name, shape: inFile(s.shape) })), tensors, { config });
   const model = Dvae.allocate(config);
   try {
-    const expected = new Set<string>();
-    for (const spec of dvaeParamSpecs(config)) {
-      expected.add(spec.name);
-      const t = get(spec.name);
-      if (t === undefined) throw new DalleError('E_INVALID_ARGUMENT', `${source}: missing ${spec.name}`);
-      const oihw = convLayout === 'oihw' && spec.shape.length === 4;
-      const want = oihw ? [spec.shape[3]!, spec.shape[2]!, spec.shape[0]!, spec.shape[1]!] : [...spec.shape];
-      if (t.shape.join(',') !== want.join(',')) {
-        throw new DalleError('E_INVALID_ARGUMENT', `${source}: ${spec.name} is [${t.shape}], expected [${want}] for config ${JSON.stringify(config)}`);
-      }
+    for (const spec of specs) {
+      const data = tensors.get(spec.name)!.data as Float32Array;
       const [k, , cin, cout] = spec.shape as [number, number, number, number];
-      model.params.get(spec.name).write(oihw ? transposeConvWeight(t.data, k, cin, cout, true) : t.data);
+      model.params.get(spec.name).write(convLayout === 'oihw' && spec.shape.length === 4 ? transposeConvWeight(data, k, cin, cout, true) : data);
     }
-    const extra = [...names].filter((n) => !expected.has(n));
-    if (extra.length > 0) throw new DalleError('E_INVALID_ARGUMENT', `${source}: unexpected tensors ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`);
     return model;
   } catch (err) {
     model.dispose();
@@ -106,28 +95,23 @@ export function loadDvae(path: string, options: { imageSize?: number } = {}): Dv
   if (metadata.format === CHECKPOINT_FORMAT) {
     if (metadata.task !== 'dvae') throw new DalleError('E_INVALID_ARGUMENT', `${path} is a ${metadata.task} checkpoint, not a dVAE one`);
     prefix = [...tensors.keys()].some((k) => k.startsWith('ema.')) ? 'ema.' : 'param.';
+  } else if (metadata.format !== undefined && metadata.format !== DVAE_FORMAT) {
+    throw new DalleError('E_INVALID_ARGUMENT', `${path} is ${describeFormat(metadata.format)}, not a dVAE`);
   }
   const names = new Map<string, SafeTensor>();
   for (const [name, t] of tensors) if (name.startsWith(prefix)) names.set(name.slice(prefix.length), t);
   let config: DvaeConfig;
   if (metadata.config !== undefined) {
-    let parsed: DvaeConfig;
+    const parsed = parseConfigMetadata(path, metadata.config);
     try {
-      parsed = JSON.parse(metadata.config) as DvaeConfig;
-    } catch {
-      throw new DalleError('E_INVALID_ARGUMENT', `${path}: its config metadata is not valid JSON`);
+      config = checkConfig({ ...(parsed as unknown as DvaeConfig), ...(options.imageSize ? { imageSize: options.imageSize } : {}) });
+    } catch (err) {
+      throw err instanceof DalleError ? new DalleError(err.code, `${path}: ${err.message}`) : err;
     }
-    config = checkConfig({ ...parsed, ...(options.imageSize ? { imageSize: options.imageSize } : {}) });
   } else {
     config = inferConfig(new Map([...names].map(([n, t]) => [n, t.shape])), options.imageSize);
   }
-  return fromTensors(config, (n) => asF32(names.get(n), n, path), path, names.keys(), prefix === '' ? 'oihw' : 'hwio');
-}
-
-function asF32(t: SafeTensor | undefined, name: string, path: string): { shape: readonly number[]; data: Float32Array } | undefined {
-  if (t === undefined) return undefined;
-  if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${name} is ${t.dtype}; dVAE weights must be F32, BF16 or F16`);
-  return { shape: t.shape, data: t.data };
+  return fromTensors(config, names, path, prefix === '' ? 'oihw' : 'hwio');
 }
 
 /**
@@ -145,5 +129,5 @@ export function loadOpenAIDvae(encoderPath: string, decoderPath: string, options
     for (const [name, t] of moduleParameters(root)) all.set(prefix + name, { shape: t.shape, data: toFloat32(t) });
   }
   const config = inferConfig(new Map([...all].map(([n, t]) => [n, t.shape])), options.imageSize);
-  return fromTensors(config, (n) => all.get(n), `${encoderPath} + ${decoderPath}`, all.keys(), 'oihw');
+  return fromTensors(config, all, `${encoderPath} + ${decoderPath}`, 'oihw');
 }

@@ -6,6 +6,7 @@
 import type { ArenaSpec } from '../../engine.js';
 import { DalleError } from '../../errors.js';
 import type { AttentionMaskKind } from '../../ops/attention.js';
+import { checkBounds } from '../weights.js';
 
 export interface TransformerConfig {
   /** Attention layers (each an attention resblock and an MLP resblock). */
@@ -46,10 +47,25 @@ export function resolveTransformerConfig(config: TransformerConfigInput): Transf
   return checkTransformerConfig({ ...base, ...overrides });
 }
 
+/**
+ * Bounds on every field, far above the paper's 12B model (64 layers, width 3968, 256 text tokens, a 32×32 grid), so
+ * that a config read from a file is refused before its parameter table is built: 10⁹ layers once hung the loader.
+ */
+export const TRANSFORMER_LIMITS = {
+  layers: 1024,
+  width: 65536,
+  heads: 1024,
+  textLen: 16384,
+  textVocab: 1 << 24,
+  imageVocab: 1 << 24,
+  grid: 256,
+} as const satisfies Record<keyof TransformerConfig, number>;
+
 export function checkTransformerConfig(c: TransformerConfig): TransformerConfig {
   const bad = (msg: string): never => {
     throw new DalleError('E_INVALID_ARGUMENT', `transformer config: ${msg}`);
   };
+  checkBounds('transformer', c, TRANSFORMER_LIMITS);
   for (const key of ['layers', 'width', 'heads', 'textLen', 'textVocab', 'imageVocab', 'grid'] as const) {
     if (!Number.isInteger(c[key]) || c[key] <= 0) bad(`${key} must be a positive integer, got ${String(c[key])}`);
   }

@@ -11,8 +11,9 @@ import { fromHfJson, toHfJson } from '../../tokenizer/formats.js';
 import { CHECKPOINT_FORMAT } from '../../train/checkpoint.js';
 import { checkTransformerConfig, type TransformerConfig, transformerParamSpecs } from './config.js';
 import { DalleTransformer } from './model.js';
+import { checkTensorTable, describeFormat, parseConfigMetadata, TRANSFORMER_FORMAT } from '../weights.js';
 
-export const TRANSFORMER_FORMAT = 'dalle-engine/transformer@1';
+export { TRANSFORMER_FORMAT };
 
 /** Writes the model's parameters (or another arena of the same table, e.g. a trainer's EMA) to `path`. */
 export async function saveTransformer(model: DalleTransformer, path: string, options: { tokenizer?: BpeTokenizer; weights?: Arena } = {}): Promise<void> {
@@ -32,32 +33,23 @@ export function loadTransformer(path: string): { model: DalleTransformer; tokeni
     if (metadata.task !== 'transformer') throw new DalleError('E_INVALID_ARGUMENT', `${path} is a ${metadata.task} checkpoint, not a transformer one`);
     prefix = [...tensors.keys()].some((k) => k.startsWith('ema.')) ? 'ema.' : 'param.';
   } else if (metadata.format !== TRANSFORMER_FORMAT) {
-    throw new DalleError('E_INVALID_ARGUMENT', `${path}: not a transformer file (format ${JSON.stringify(metadata.format)})`);
+    throw new DalleError('E_INVALID_ARGUMENT', `${path} is ${describeFormat(metadata.format)}, not a transformer`);
   }
   let config: TransformerConfig;
   try {
-    config = checkTransformerConfig(JSON.parse(metadata.config ?? '') as TransformerConfig);
+    config = checkTransformerConfig(parseConfigMetadata(path, metadata.config) as unknown as TransformerConfig);
   } catch (err) {
-    if (err instanceof DalleError) throw new DalleError('E_INVALID_ARGUMENT', `${path}: ${err.message}`);
-    throw new DalleError('E_INVALID_ARGUMENT', `${path}: its config metadata is missing or not valid JSON`);
+    throw err instanceof DalleError && !err.message.startsWith(path) ? new DalleError('E_INVALID_ARGUMENT', `${path}: ${err.message}`) : err;
   }
+  const specs = transformerParamSpecs(config);
+  checkTensorTable(path, 'transformer', specs, tensors, { prefix, config });
   const tokenizer = metadata.tokenizer !== undefined ? fromHfJson(metadata.tokenizer, `${path} (tokenizer)`) : null;
+  if (tokenizer && tokenizer.vocabSize > config.textVocab) {
+    throw new DalleError('E_INVALID_ARGUMENT', `${path}: its tokenizer has ${tokenizer.vocabSize} ids but the model only ${config.textVocab}`);
+  }
   const model = DalleTransformer.allocate(config);
   try {
-    const expected = new Set<string>();
-    for (const spec of transformerParamSpecs(config)) {
-      expected.add(spec.name);
-      const t = tensors.get(prefix + spec.name);
-      if (t === undefined) throw new DalleError('E_INVALID_ARGUMENT', `${path}: missing ${prefix}${spec.name}`);
-      if (t.shape.join(',') !== spec.shape.join(',')) throw new DalleError('E_INVALID_ARGUMENT', `${path}: ${spec.name} is [${t.shape}], expected [${spec.shape}]`);
-      if (!(t.data instanceof Float32Array)) throw new DalleError('E_UNSUPPORTED', `${path}: ${spec.name} is ${t.dtype}; transformer weights must be F32, BF16 or F16`);
-      model.params.get(spec.name).write(t.data);
-    }
-    const extra = [...tensors.keys()].filter((n) => n.startsWith(prefix) && !expected.has(n.slice(prefix.length)));
-    if (prefix === '' && extra.length > 0) throw new DalleError('E_INVALID_ARGUMENT', `${path}: unexpected tensors ${extra.slice(0, 5).join(', ')}`);
-    if (tokenizer && tokenizer.vocabSize > config.textVocab) {
-      throw new DalleError('E_INVALID_ARGUMENT', `${path}: its tokenizer has ${tokenizer.vocabSize} ids but the model only ${config.textVocab}`);
-    }
+    for (const spec of specs) model.params.get(spec.name).write(tensors.get(prefix + spec.name)!.data as Float32Array);
     return { model, tokenizer };
   } catch (err) {
     model.dispose();
