@@ -163,7 +163,8 @@ test('malformed tokenizer.json: not JSON, not an object, unreadable', (t) => {
     t.regex(err?.message ?? '', problem);
   }
   const err = t.throws(() => loadHfJson('/nonexistent/tokenizer.json'), { instanceOf: DalleError });
-  t.regex(err?.message ?? '', /^\/nonexistent\/tokenizer\.json: cannot be read/);
+  t.is(err?.code, 'E_NOT_FOUND');
+  t.regex(err?.message ?? '', /^\/nonexistent\/tokenizer\.json: no such file/);
 });
 
 test('malformed GPT-2 files name the file at fault', (t) => {

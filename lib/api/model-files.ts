@@ -7,10 +7,11 @@
  *
  * Paths are relative to the manifest. `clip` is optional: without it samples come back unranked.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import { DalleError } from '../errors.js';
+import { readTextFile } from '../formats/files.js';
 import { packageRoot } from '../native/loader.js';
 import type { BpeTokenizer } from '../tokenizer/bpe.js';
 import { loadClip } from '../models/clip/io.js';
@@ -51,9 +52,10 @@ export function defaultModelPath(): string {
 export function readManifest(path: string): ModelManifest {
   const abs = resolve(path);
   if (!existsSync(abs)) throw new DalleError('E_NOT_FOUND', `model manifest ${abs} does not exist`);
+  const text = readTextFile(abs);
   let m: Partial<ModelManifest>;
   try {
-    m = JSON.parse(readFileSync(abs, 'utf8')) as Partial<ModelManifest>;
+    m = JSON.parse(text) as Partial<ModelManifest>;
   } catch (err) {
     throw new DalleError('E_INVALID_ARGUMENT', `${abs}: not valid JSON (${(err as Error).message})`);
   }

@@ -2,7 +2,7 @@
  * `dalle data emoji` (download the emoji packages, report what the dataset holds) and `dalle data shapes` (write
  * shapes-world scenes as a folder dataset: N.png + N.txt, readable by the folder source).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import type { Command } from 'commander';
@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { encodePng } from '../data/image.js';
 import { defaultEmojiRoot, EMOJI_SETS, installEmojiPackages, readCatalog } from '../data/emoji/index.js';
 import { CAPABILITIES, type Capability, shapesExamples } from '../data/shapes/index.js';
+import { prepareOutputFolder } from './files.js';
 import { intOption, listOf } from './options.js';
 import { Progress } from './progress.js';
 
@@ -58,7 +59,7 @@ export function registerDataCommands(program: Command): void {
         ...(opts.capabilities ? { capabilities: opts.capabilities } : {}),
       });
       const first = examples.next();
-      mkdirSync(out, { recursive: true });
+      prepareOutputFolder(out, '-o');
       const digits = String(opts.count - 1).length;
       const progress = new Progress('rendering', opts.count, 'scenes');
       let n = 0;

@@ -1,5 +1,5 @@
 /** `dalle generate "<prompt>"`: samples, CLIP reranking, and the best images as a PNG grid and/or separate files. */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import { type Command, Option } from 'commander';
@@ -10,6 +10,8 @@ import type { Backend } from '../api/types.js';
 import { imageGrid } from '../data/grid.js';
 import { encodePng } from '../data/image.js';
 import { DalleAbortError, DalleError } from '../errors.js';
+import { readFileBytes } from '../formats/files.js';
+import { prepareOutputFile, prepareOutputFolder } from './files.js';
 import { abortOnCtrlC, EXIT_INTERRUPTED } from './interrupt.js';
 import { intOption, numberOption } from './options.js';
 import { Progress } from './progress.js';
@@ -62,6 +64,9 @@ async function generate(prompt: string, flags: GenerateFlags): Promise<number> {
   if (flags.rows !== undefined && flags.complete === undefined) throw new DalleError('E_INVALID_ARGUMENT', '--rows needs --complete <image>');
   const image = flags.complete === undefined ? undefined : readInput(flags.complete);
   const gridPath = flags.out ?? (flags.outDir === undefined ? 'dalle.png' : undefined);
+  // Before the model loads and samples: a path that cannot be written fails now, not after the work.
+  if (gridPath !== undefined) prepareOutputFile(gridPath, flags.out === undefined ? 'the grid' : '-o');
+  if (flags.outDir !== undefined) prepareOutputFolder(flags.outDir, '--out-dir');
   const controller = new AbortController();
   const stopListening = abortOnCtrlC(controller, 'stopping after this token… (Ctrl-C again to quit at once)');
   let progress: Progress | null = null;
@@ -118,11 +123,7 @@ async function generate(prompt: string, flags: GenerateFlags): Promise<number> {
 }
 
 function readInput(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new DalleError('E_NOT_FOUND', `cannot read ${path}: ${(err as Error).message}`);
-  }
+  return readFileBytes(path);
 }
 
 function writeOutput(path: string, bytes: Uint8Array): void {

@@ -2,9 +2,9 @@
  * `dalle tokenizer train` (BPE on a dataset's captions), `dalle convert` (weights to bf16 and back), `dalle inspect`
  * (what this install can run, and why not CUDA) and `dalle bench` (generation speed of a model on this machine).
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { arch, cpus, platform, totalmem } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 import { type Command, Option } from 'commander';
 
@@ -17,6 +17,7 @@ import { candidates, loadedBinary, packageRoot, probeNvidiaDriver } from '../nat
 import { saveHfJson } from '../tokenizer/formats.js';
 import { trainBpe } from '../tokenizer/train.js';
 import { CHECKPOINT_FORMAT } from '../train/checkpoint.js';
+import { prepareOutputFile } from './files.js';
 import { intOption } from './options.js';
 import { Progress } from './progress.js';
 import { addDataOptions, type CommonTrainFlags, trainingData } from './training.js';
@@ -28,6 +29,7 @@ export function registerToolCommands(program: Command): void {
     .option('--vocab <n>', 'vocabulary size, the 256 byte tokens included', intOption(257), 512)
     .option('--captions <n>', 'captions to read at most', intOption(1), 100000)
     .action(async (flags: CommonTrainFlags & { vocab: number; captions: number }) => {
+      const out = prepareOutputFile(flags.out, '-o');
       const controller = new AbortController();
       const data = trainingData({ ...flags, batch: 64 }, 32, 'transformer', controller.signal);
       const corpus: string[] = [];
@@ -40,10 +42,9 @@ export function registerToolCommands(program: Command): void {
       progress.stop();
       controller.abort();
       const tok = trainBpe(corpus.slice(0, flags.captions), { vocabSize: flags.vocab });
-      mkdirSync(dirname(resolve(flags.out)), { recursive: true });
-      saveHfJson(tok, flags.out);
+      saveHfJson(tok, out);
       const tokens = corpus.slice(0, 1000).reduce((n, c) => n + tok.encode(c).length, 0);
-      process.stdout.write(`trained on ${Math.min(corpus.length, flags.captions)} captions: ${tok.vocabSize} ids, ${(tokens / Math.min(1000, corpus.length)).toFixed(1)} tokens per caption; wrote ${resolve(flags.out)}\n`);
+      process.stdout.write(`trained on ${Math.min(corpus.length, flags.captions)} captions: ${tok.vocabSize} ids, ${(tokens / Math.min(1000, corpus.length)).toFixed(1)} tokens per caption; wrote ${out}\n`);
     });
 
   program
@@ -100,8 +101,7 @@ export async function convertWeights(input: string, out: string, dtype: 'F32' | 
     throw new DalleError('E_INVALID_ARGUMENT', `${input} is a training checkpoint, whose optimizer state stays f32 so a resume is exact: convert the weights file the run writes at the end`);
   }
   const converted = new Map([...tensors].map(([name, t]) => [name, castFloating(t, dtype)]));
-  mkdirSync(dirname(resolve(out)), { recursive: true });
-  await writeSafetensors(out, converted, metadata);
+  await writeSafetensors(prepareOutputFile(out, 'output'), converted, metadata);
   const changed = [...converted].filter(([name, t]) => t !== tensors.get(name)).length;
   return { tensors: tensors.size, converted: changed, bytesBefore, bytesAfter: statSync(out).size };
 }

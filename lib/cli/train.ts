@@ -25,7 +25,7 @@ import { loadHfJson, toHfJson } from '../tokenizer/formats.js';
 import { trainBpe } from '../tokenizer/train.js';
 import type { TrainingReport } from '../train/report.js';
 import { intOption, numberOption } from './options.js';
-import { addTrainOptions, type CommonTrainFlags, runTraining, trainingData } from './training.js';
+import { addTrainOptions, type CommonTrainFlags, runTraining, trainingData, trainingOutputs } from './training.js';
 
 // Sampling for the report runs between updates with the same synchronous runner as the trainer (TrainingSession.trainer).
 const run = syncRunner;
@@ -70,9 +70,16 @@ interface ClipFlags extends CommonTrainFlags {
   textLength?: number;
 }
 
-/** A tokenizer from --tokenizer, or trained on the data's captions (deterministic: a resumed run gets the same). */
-async function tokenizerFor(flags: { tokenizer?: string; vocab: number }, captions: () => AsyncIterable<string>): Promise<BpeTokenizer> {
-  if (flags.tokenizer) return loadHfJson(flags.tokenizer);
+/**
+ * The tokenizer --tokenizer names, read when the command starts (before the data is read or encoded, which can take
+ * minutes, so a wrong path fails at once); null when the tokenizer comes from --init or is trained on the captions.
+ */
+function givenTokenizer(flags: { tokenizer?: string; init?: string }): BpeTokenizer | null {
+  return flags.tokenizer !== undefined && flags.init === undefined ? loadHfJson(flags.tokenizer) : null;
+}
+
+/** A tokenizer trained on the data's captions (deterministic: a resumed run gets the same). */
+async function tokenizerFor(flags: { vocab: number }, captions: () => AsyncIterable<string>): Promise<BpeTokenizer> {
   const corpus: string[] = [];
   for await (const c of captions()) if (corpus.push(c) >= 20000) break;
   if (corpus.length === 0) throw new DalleError('E_INVALID_ARGUMENT', 'the training data has no captions to train a tokenizer on');
@@ -116,6 +123,7 @@ export function registerTrainCommands(program: Command): void {
     .option('--mse-steps <n>', 'updates trained with the squared error instead of logit-Laplace (default: all; see the README)', numberOption(0, Infinity), Infinity)
     .action(async (flags: VaeFlags, cmd: Command) => {
       refuseArchitectureFlags(cmd, flags.init, ['size', 'vocab', 'hidden']);
+      trainingOutputs(flags);
       if (flags.size !== 32 && flags.size !== 64) throw new DalleError('E_INVALID_ARGUMENT', `--size must be 32 or 64, got ${flags.size}`);
       using model = flags.init
         ? loadDvae(flags.init)
@@ -170,6 +178,8 @@ export function registerTrainCommands(program: Command): void {
     .action(async (flags: TransformerFlags, cmd: Command) => {
       refuseArchitectureFlags(cmd, flags.init, ['layers', 'width', 'textLength', 'vocab']);
       if (flags.width % 64 !== 0) throw new DalleError('E_INVALID_ARGUMENT', `--width must be a multiple of 64 (heads of 64), got ${flags.width}`);
+      trainingOutputs(flags);
+      const fileTok = givenTokenizer(flags);
       using dvae = loadDvae(flags.dvae);
       // Loaded first, so a wrong file fails before the data is encoded.
       const init = flags.init ? loadTransformer(flags.init) : null;
@@ -184,7 +194,7 @@ export function registerTrainCommands(program: Command): void {
       const encode = async (examples: AsyncIterable<Example> | Example[]) => encodeDataset(dvae, examples, { run });
       const train = await encode((async function* () { for await (const b of data.batches(0)) yield* unpackBatch(b); })());
       // The captions come from the encoded set: a second pass over the data would decode every image again.
-      const tokenizer = initTok ?? (await tokenizerFor(flags, async function* () { yield* train.captions; }));
+      const tokenizer = initTok ?? fileTok ?? (await tokenizerFor(flags, async function* () { yield* train.captions; }));
       const heldExamples = await data.heldOut(64);
       const held = heldExamples.length > 0 ? await encode(heldExamples) : null;
       using created = initModel
@@ -231,13 +241,15 @@ export function registerTrainCommands(program: Command): void {
     .option('--text-length <n>', 'text token slots (default: the preset’s, 16)', intOption(1, 1024))
     .action(async (flags: ClipFlags, cmd: Command) => {
       refuseArchitectureFlags(cmd, flags.init, ['preset', 'size', 'textLength', 'vocab']);
+      trainingOutputs(flags);
+      const fileTok = givenTokenizer(flags);
       const init = flags.init ? loadClip(flags.init) : null;
       using initModel = init?.model;
       const initTok = init ? initTokenizer(flags.init!, init.tokenizer, flags.tokenizer, init.model.config.textVocab) : null;
       const size = init?.model.config.imageSize ?? flags.size;
       const controller = new AbortController();
       const data = trainingData(flags, size, 'transformer', controller.signal);
-      const tokenizer = initTok ?? (await tokenizerFor(flags, () => captionsOf(data.batches(0))));
+      const tokenizer = initTok ?? fileTok ?? (await tokenizerFor(flags, () => captionsOf(data.batches(0))));
       // The text embedding grows to the tokenizer's ids; the preset's size stays the floor, so its recipes reproduce.
       const preset = clipPreset(flags.preset);
       using created = initModel

@@ -2,8 +2,8 @@
  * What every `dalle train*` command shares: where data comes from (`--data`), the progress bar, the HTML report, the
  * checkpoint that Ctrl-C leaves behind and `--resume` continues from, and hooks that run between updates.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
@@ -17,6 +17,7 @@ import { DalleError } from '../errors.js';
 import { syncRunner } from '../nn/runner.js';
 import { TrainingReport } from '../train/report.js';
 import type { StepMetrics, TrainerOptions, TrainProgress, TrainResult } from '../train/trainer.js';
+import { prepareOutputFile } from './files.js';
 import { abortOnCtrlC, EXIT_INTERRUPTED } from './interrupt.js';
 import { intOption, listOf, numberOption } from './options.js';
 import { Progress } from './progress.js';
@@ -140,6 +141,18 @@ export interface TrainingSession {
 }
 
 /**
+ * The files a training command writes (weights, checkpoint, report), their folders created and checked writable:
+ * called when a command starts, so a bad -o fails before data is read, and again by runTraining.
+ */
+export function trainingOutputs(flags: Pick<CommonTrainFlags, 'out' | 'checkpoint' | 'report' | 'resume'>): { out: string; checkpoint: string; reportPath: string } {
+  const out = prepareOutputFile(flags.out, '-o');
+  const base = out.replace(/\.safetensors$/, '');
+  const checkpoint = prepareOutputFile(flags.checkpoint ?? `${base}.checkpoint.safetensors`, '--checkpoint');
+  if (flags.resume && !existsSync(checkpoint)) throw new DalleError('E_NOT_FOUND', `--resume: no checkpoint at ${checkpoint}`);
+  return { out, checkpoint, reportPath: prepareOutputFile(flags.report ?? `${base}.report.html`, '--report') };
+}
+
+/**
  * Runs one training command: progress bar, report, checkpoint, Ctrl-C. `sample(step)` draws the report's grid (it runs
  * between updates, on the current parameters). Resolves with the exit status.
  */
@@ -150,12 +163,7 @@ export async function runTraining(
   train: (session: TrainingSession) => Promise<TrainResult>,
   save: (result: TrainResult) => Promise<void>,
 ): Promise<number> {
-  const out = resolve(flags.out);
-  const base = out.replace(/\.safetensors$/, '');
-  const checkpoint = resolve(flags.checkpoint ?? `${base}.checkpoint.safetensors`);
-  if (flags.resume && !existsSync(checkpoint)) throw new DalleError('E_NOT_FOUND', `--resume: no checkpoint at ${checkpoint}`);
-  const reportPath = resolve(flags.report ?? `${base}.report.html`);
-  for (const file of [out, checkpoint, reportPath]) mkdirSync(dirname(file), { recursive: true });
+  const { out, checkpoint, reportPath } = trainingOutputs(flags);
   const report = new TrainingReport(reportPath, { title: header.title, facts: { ...header.facts, output: out, checkpoint } }, { resume: flags.resume });
   const controller = new AbortController();
   const stopListening = abortOnCtrlC(controller, 'stopping after this update; writing a checkpoint… (Ctrl-C again to quit at once)');

@@ -106,19 +106,27 @@ export async function openSourceSpec(spec: SourceSpec): Promise<ExampleSource> {
   return mod.openSource(spec);
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
- * The common tail of the file-based sources: decode `bytes` and pair with `caption`, or count why not.
- * Returns null when the record was skipped.
+ * The common tail of the file-based sources: decode `bytes` and pair with `caption` (a caption file's bytes must be
+ * UTF-8; one that is not is skipped, not read with U+FFFD in it), or count why not. Returns null when skipped.
  */
 export async function exampleFromBytes(
   key: string,
   bytes: Uint8Array,
-  caption: string | undefined,
+  caption: string | Uint8Array | undefined,
   skips: SkipCounter,
   decoder: Decoder = 'js',
 ): Promise<Example | null> {
   if (caption === undefined) return skips.add(key, 'missing caption'), null;
-  const text = caption.trim();
+  let decoded: string;
+  try {
+    decoded = typeof caption === 'string' ? caption : strictUtf8.decode(caption);
+  } catch {
+    return skips.add(key, 'caption not UTF-8'), null;
+  }
+  const text = decoded.trim();
   if (text === '') return skips.add(key, 'empty caption'), null;
   if (sniffFormat(bytes) === null) return skips.add(key, 'not an image'), null;
   try {

@@ -16,6 +16,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 
 import { DalleError } from '../errors.js';
+import { readError, removeStaleTemporaries } from './files.js';
 import { bf16ToF32, f32ToBf16, halfToFloat } from './half.js';
 
 /** Every dtype of the format. F8 types and BOOL are carried as raw bytes (Uint8Array). */
@@ -99,6 +100,24 @@ function invalid(source: string, why: string): DalleError {
   return new DalleError('E_INVALID_ARGUMENT', `${source}: not a valid safetensors file: ${why}`);
 }
 
+/**
+ * A value from a header (or a caller) for an error message: JSON, cut to 80 characters. Never throws: JSON.stringify
+ * overflows the stack on an array nested a few thousand deep, which a 10 KB header can hold, and rejects BigInts and
+ * cycles from callers.
+ */
+function show(v: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined) {
+    text = Array.isArray(v) ? 'an array nested too deeply to show' : typeof v === 'object' && v !== null ? 'an object that cannot be shown' : typeof v === 'symbol' || typeof v === 'bigint' ? String(v) : typeof v;
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 function checkHost(): void {
   if (endianness() !== 'LE') throw new DalleError('E_UNSUPPORTED', 'safetensors: big-endian hosts are not supported');
 }
@@ -153,10 +172,10 @@ function plan(tensors: Record<string, SafeTensor> | ReadonlyMap<string, SafeTens
   let offset = 0;
   for (const [name, t] of entries) {
     if (name === METADATA_KEY) throw fail(`${METADATA_KEY} is reserved and cannot name a tensor`);
-    if (!isDType(t?.dtype)) throw fail(`${name}: unknown dtype ${JSON.stringify(t?.dtype)}`);
+    if (!isDType(t?.dtype)) throw fail(`${name}: unknown dtype ${show(t?.dtype)}`);
     const ctor = DTYPES[t.dtype];
     const count = elementCount(t.shape);
-    if (count === null) throw fail(`${name}: shape ${JSON.stringify(t.shape)} must be a list of non-negative integers`);
+    if (count === null) throw fail(`${name}: shape ${show(t.shape)} must be a list of non-negative integers`);
     if (!(t.data instanceof ctor)) {
       throw new DalleError('E_DTYPE', `writeSafetensors: ${name}: a ${t.dtype} tensor's data must be a ${ctor.name}, got ${t.data?.constructor?.name ?? typeof t.data}`);
     }
@@ -193,8 +212,8 @@ const pendingWrites = new Map<string, Promise<void>>();
 /**
  * Writes `tensors` (and `metadata`, string values only) to `path` atomically: the bytes go to `path + '.tmp-<pid>'`,
  * are flushed to disk, and the file is then renamed over `path`, so a crash leaves either the old file or the new
- * one, never half of one. Bad tensors (unknown dtype, data not matching dtype × shape) fail before anything is
- * written.
+ * one, never half of one. Temporaries of earlier writers that were killed before their rename are removed first.
+ * Bad tensors (unknown dtype, data not matching dtype × shape) fail before anything is written.
  */
 export async function writeSafetensors(
   path: string,
@@ -202,6 +221,7 @@ export async function writeSafetensors(
   metadata?: Record<string, string>,
 ): Promise<void> {
   const p = plan(tensors, metadata);
+  removeStaleTemporaries(path);
   const tmp = `${path}.tmp-${process.pid}`;
   const previous = pendingWrites.get(tmp) ?? Promise.resolve();
   const run = previous.catch(() => undefined).then(() => writeAtomically(path, tmp, p));
@@ -285,7 +305,7 @@ function parseHeader(headerBytes: Uint8Array, bufferLength: number, source: stri
       if (typeof info !== 'object' || info === null || Array.isArray(info)) throw invalid(source, `${METADATA_KEY} must be an object of strings`);
       const pairs = Object.entries(info as Record<string, unknown>);
       for (const [k, v] of pairs) {
-        if (typeof v !== 'string') throw invalid(source, `${METADATA_KEY}.${k} must be a string, got ${JSON.stringify(v)}`);
+        if (typeof v !== 'string') throw invalid(source, `${METADATA_KEY}.${k} must be a string, got ${show(v)}`);
       }
       metadata = Object.fromEntries(pairs) as Record<string, string>;
       continue;
@@ -293,16 +313,16 @@ function parseHeader(headerBytes: Uint8Array, bufferLength: number, source: stri
     const what = `tensor ${JSON.stringify(name)}`;
     if (typeof info !== 'object' || info === null || Array.isArray(info)) throw invalid(source, `${what} is not an object`);
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
-    if (!isDType(dtype)) throw invalid(source, `${what} has unknown dtype ${JSON.stringify(dtype)}`);
+    if (!isDType(dtype)) throw invalid(source, `${what} has unknown dtype ${show(dtype)}`);
     const count = elementCount(shape);
-    if (count === null) throw invalid(source, `${what} has shape ${JSON.stringify(shape)}; expected a list of non-negative integers`);
+    if (count === null) throw invalid(source, `${what} has shape ${show(shape)}; expected a list of non-negative integers`);
     if (
       !Array.isArray(offsets) ||
       offsets.length !== 2 ||
       !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0) ||
       (offsets[0] as number) > (offsets[1] as number)
     ) {
-      throw invalid(source, `${what} has data_offsets ${JSON.stringify(offsets)}; expected [begin, end] with 0 <= begin <= end`);
+      throw invalid(source, `${what} has data_offsets ${show(offsets)}; expected [begin, end] with 0 <= begin <= end`);
     }
     const [begin, end] = offsets as [number, number];
     if (end > bufferLength) {
@@ -361,14 +381,13 @@ export function readSafetensors(path: string, options: ReadSafetensorsOptions = 
   try {
     fd = openSync(path, 'r');
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DalleError('E_NOT_FOUND', `${path}: no such file`, { cause });
-    throw new DalleError('E_INVALID_ARGUMENT', `${path}: cannot read it (${code ?? (cause as Error).message})`, { cause });
+    throw readError(path, cause);
   }
   try {
     let size: number;
     try {
       const st = fstatSync(fd);
+      if (st.isDirectory()) throw new DalleError('E_INVALID_ARGUMENT', `${path} is a folder, not a file`);
       if (!st.isFile()) throw new DalleError('E_INVALID_ARGUMENT', `${path}: not a regular file`);
       size = st.size;
     } catch (cause) {

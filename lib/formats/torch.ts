@@ -7,12 +7,12 @@
  * under known module prefixes and become inert records ({ class, state }) that are never called. `moduleParameters`
  * then walks such a tree, or a plain state dict, into torch's `state_dict()` names.
  */
-import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 
 import { DalleError, type DalleErrorCode } from '../errors.js';
 import { type PickleGlobal, type PickleTuple, isTuple, unpickle } from './pickle.js';
 import { ZipArchive } from './zip.js';
+import { readFileBytes } from './files.js';
 import { halfToFloat } from './half.js';
 
 export type TorchDtype = 'f32' | 'f64' | 'f16' | 'bf16' | 'i64' | 'i32' | 'i16' | 'i8' | 'u8' | 'bool';
@@ -75,6 +75,8 @@ const MAX_MODULE_DEPTH = 256;
 const MAX_WALK_STEPS = 1 << 22;
 /** The most elements toFloat32 converts at once (4 GiB of output). */
 const MAX_CONVERT_ELEMENTS = 2 ** 30;
+/** The most elements toFloat32 makes of a view larger than its storage (64 MiB of output). */
+const MAX_EXPANDED_ELEMENTS = 2 ** 24;
 
 /** torch.save's storage classes (the names it pickles even for typed storages in torch 2.x). */
 const STORAGE_DTYPES: Record<string, TorchDtype> = {
@@ -367,13 +369,7 @@ function readBytes(pathOrBytes: string | Uint8Array): { bytes: Buffer; label: st
     const bytes = Buffer.isBuffer(pathOrBytes) ? pathOrBytes : Buffer.from(pathOrBytes.buffer, pathOrBytes.byteOffset, pathOrBytes.byteLength);
     return { bytes, label: 'torch file' };
   }
-  try {
-    return { bytes: readFileSync(pathOrBytes), label: pathOrBytes };
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DalleError('E_NOT_FOUND', `${pathOrBytes}: no such file`, { cause });
-    throw new DalleError('E_INVALID_ARGUMENT', `${pathOrBytes}: cannot read it (${code ?? (cause as Error).message})`, { cause });
-  }
+  return { bytes: readFileBytes(pathOrBytes), label: pathOrBytes };
 }
 
 function isLegacyFormat(bytes: Buffer): boolean {
@@ -534,6 +530,15 @@ export function toFloat32(tensor: TorchTensor): Float32Array {
   }
   const count = shape.reduce((a, b) => a * b, 1);
   if (count > MAX_CONVERT_ELEMENTS) throw new DalleError('E_OUT_OF_MEMORY', `toFloat32: a tensor of shape [${shape}] has ${count} elements, more than ${MAX_CONVERT_ELEMENTS} at once`);
+  // A view with more elements than its storage repeats storage elements (stride 0, or overlapping strides): a few
+  // bytes of file can describe gigabytes that way. Small broadcast views are expanded; large ones are refused.
+  if (count > data.length && count > MAX_EXPANDED_ELEMENTS) {
+    throw new DalleError(
+      'E_INVALID_ARGUMENT',
+      `toFloat32: a view of shape [${shape}] with strides [${strides}] has ${count} elements but its storage only ${data.length}; ` +
+        `expanding a repeated view of more than ${MAX_EXPANDED_ELEMENTS} elements is refused (no real weight is stored that way)`,
+    );
+  }
   const out = new Float32Array(count);
   if (count === 0) return out;
   const rank = shape.length;

@@ -4,9 +4,10 @@
  * Every reader validates the whole file before building a tokenizer, because a bad vocabulary otherwise surfaces
  * much later as wrong ids or an `undefined` deep inside encode(), far from the file that caused it.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 
 import { DalleError } from '../errors.js';
+import { readTextFile } from '../formats/files.js';
 import { BpeTokenizer, type BpeModel } from './bpe.js';
 import { byteToChar } from './bytes.js';
 
@@ -90,7 +91,7 @@ export function fromHfJson(text: string, fileName: string): BpeTokenizer {
   if (!isObject(root)) throw bad(fileName, 'top level is not a JSON object');
   const model = root['model'];
   if (!isObject(model)) throw bad(fileName, 'has no "model" object');
-  if (model['type'] !== 'BPE') throw bad(fileName, `model type ${JSON.stringify(model['type'])} is not supported (only "BPE")`);
+  if (model['type'] !== 'BPE') throw bad(fileName, `model type ${show(model['type'])} is not supported (only "BPE")`);
   // Each of these options changes which ids come out, so accepting them silently would encode differently from HF.
   // unk_token is not among them: with all 256 byte symbols in the vocabulary (checked in build) it is never used.
   for (const [key, allowed] of [
@@ -101,7 +102,7 @@ export function fromHfJson(text: string, fileName: string): BpeTokenizer {
     ['ignore_merges', [null, undefined, false]],
   ] as const) {
     if (!(allowed as readonly unknown[]).includes(model[key])) {
-      throw bad(fileName, `model.${key} = ${JSON.stringify(model[key])} is not supported`);
+      throw bad(fileName, `model.${key} = ${show(model[key])} is not supported`);
     }
   }
   const addedTokens = root['added_tokens'];
@@ -164,7 +165,7 @@ function parseVocab(raw: unknown, fileName: string, what: string): string[] {
   const vocab: string[] = new Array<string>(entries.length);
   for (const [token, id] of entries) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      throw bad(fileName, `${what}: id of token ${JSON.stringify(token)} is ${JSON.stringify(id)}, not a non-negative integer`);
+      throw bad(fileName, `${what}: id of token ${show(token)} is ${show(id)}, not a non-negative integer`);
     }
     if (id >= entries.length) throw bad(fileName, `${what}: ids are not contiguous (id ${id} with only ${entries.length} tokens)`);
     const previous = vocab[id];
@@ -206,11 +207,7 @@ function checkPreTokenizer(raw: unknown, fileName: string): void {
 }
 
 function readText(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw bad(path, `cannot be read (${(e as Error).message})`);
-  }
+  return readTextFile(path);
 }
 
 function parseJson(text: string, fileName: string): unknown {
@@ -226,5 +223,20 @@ function isObject(x: unknown): x is Record<string, unknown> {
 }
 
 function describe(x: unknown): string {
-  return isObject(x) && typeof x['type'] === 'string' ? `of type ${JSON.stringify(x['type'])}` : JSON.stringify(x) ?? String(x);
+  return isObject(x) && typeof x['type'] === 'string' ? `of type ${show(x['type'])}` : show(x);
+}
+
+/**
+ * A value from the file for an error message: JSON, cut to 100 characters. Never throws: JSON.stringify overflows the
+ * stack on an array nested a few thousand deep, which JSON.parse accepts from a 10 KB file.
+ */
+function show(x: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(x);
+  } catch {
+    text = Array.isArray(x) ? 'an array nested too deeply to show' : 'an object nested too deeply to show';
+  }
+  text ??= String(x);
+  return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }

@@ -49,7 +49,7 @@ async function* iterate(spec: FolderSpec, skips: SkipCounter): AsyncGenerator<Ex
       continue;
     }
     const txt = stem(rel) + '.txt';
-    const caption = fileSet.has(txt) ? await readFile(join(spec.path, txt), 'utf8') : undefined;
+    const caption = fileSet.has(txt) ? await readFile(join(spec.path, txt)) : undefined;
     const example = await exampleFromBytes(rel, await readFile(join(spec.path, rel)), caption, skips, spec.decoder);
     if (example !== null) yield example;
   }

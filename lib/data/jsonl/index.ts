@@ -2,8 +2,8 @@
  * A JSONL manifest, one {"image": path, "caption": text} per line; image paths are relative to the manifest's
  * folder unless absolute. The manifest is streamed line by line, so it may be larger than memory.
  */
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -49,14 +49,34 @@ async function* iterate(spec: JsonlSpec, skips: SkipCounter): AsyncGenerator<Exa
       skips.add(`${spec.path}:${lineNo}`, 'bad record');
       continue;
     }
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(resolve(root, image));
-    } catch {
+    const bytes = await readImageFile(resolve(root, image));
+    if (bytes === null) {
       skips.add(image, 'missing image');
       continue;
     }
     const example = await exampleFromBytes(image, bytes, typeof caption === 'string' ? caption : undefined, skips, spec.decoder);
     if (example !== null) yield example;
+  }
+}
+
+/**
+ * A regular file's bytes, or null when the path is missing, unreadable or not a regular file. A record may name
+ * anything: /dev/zero never ends (readFile grew until memory ran out), and a FIFO blocks the open forever, so the
+ * file is opened non-blocking and checked before anything is read.
+ */
+async function readImageFile(path: string): Promise<Buffer | null> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    if (!(await handle.stat()).isFile()) return null;
+    return await handle.readFile();
+  } catch {
+    return null;
+  } finally {
+    await handle.close().catch(() => undefined);
   }
 }

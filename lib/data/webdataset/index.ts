@@ -46,7 +46,7 @@ async function* iterate(shards: string[], shard: ShardSpec | undefined, decoder:
     const imageExt = IMAGE_EXT.find((e) => members.has(e));
     if (imageExt === undefined) return skips.add(key, 'missing image'), null;
     const txt = members.get('txt');
-    return exampleFromBytes(key, members.get(imageExt)!, txt?.toString('utf8'), skips, decoder);
+    return exampleFromBytes(key, members.get(imageExt)!, txt, skips, decoder);
   };
   for (const path of shards) {
     const stream = createReadStream(path, { highWaterMark: 1 << 20 });
