@@ -4,6 +4,7 @@
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,7 +17,7 @@ import { removeStaleTemporaries } from '../lib/formats/files.js';
 import { readSafetensors, writeSafetensors } from '../lib/formats/safetensors.js';
 import { readTorchFile } from '../lib/formats/torch.js';
 import { loadHfJson } from '../lib/tokenizer/formats.js';
-import { pattern, pngBytes, tempDir } from './helpers/data-fixtures.js';
+import { jpegDeclaring, pattern, pngBytes, pngDeclaring, tarBytes, tempDir } from './helpers/data-fixtures.js';
 
 const CLI = fileURLToPath(new URL('../lib/cli/main.ts', import.meta.url));
 const WEIGHTS = fileURLToPath(new URL('../weights/', import.meta.url));
@@ -32,7 +33,10 @@ function dalle(args: string[], cwd?: string): Promise<Run> {
   const t0 = performance.now();
   return new Promise((done) => {
     execFile(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd, timeout: 120_000 }, (err, stdout, stderr) => {
-      done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr, ms: performance.now() - t0 });
+      // A signal (SIGABRT from a native assertion, SIGKILL at the timeout) reads as the code a shell would give.
+      const failure = err as { code?: number | string | null; signal?: NodeJS.Signals | null } | null;
+      const code = failure === null ? 0 : failure.signal ? 128 + (osConstants.signals[failure.signal] ?? 0) : Number(failure.code ?? 1);
+      done({ code, stdout, stderr, ms: performance.now() - t0 });
     });
   });
 }
@@ -146,5 +150,64 @@ test('temporaries of killed writers are removed by the next write; a live writer
     t.deepEqual(removeStaleTemporaries(path), [], 'nothing more to remove while the live writer runs');
   } finally {
     live.kill();
+  }
+});
+
+/**
+ * The inputs that once took a whole process down (issue 24, defects 1 and 2), in every kind of training data the CLI
+ * reads: a 2^31 × 2^31 PNG header (SIGABRT in zlib), a 9000² JPEG and a 12000² PNG header (seconds and gigabytes of
+ * decoding), a truncated PNG and a caption that is not UTF-8. A run over them trains, and says what it skipped.
+ */
+function hostileData(dir: string): { folder: string; jsonl: string; tar: string } {
+  const members: { name: string; data: string | Uint8Array }[] = [];
+  for (let i = 0; i < 4; i++) members.push({ name: `good${i}.png`, data: pngBytes(32, 32, pattern(i)) }, { name: `good${i}.txt`, data: `a red square ${i}` });
+  const truncated = pngBytes(32, 32, pattern(9));
+  members.push(
+    { name: 'abort.png', data: pngDeclaring(0x7fffffff, 0x7fffffff) }, { name: 'abort.txt', data: 'a blue circle' },
+    { name: 'wide.jpg', data: jpegDeclaring(9000, 9000) }, { name: 'wide.txt', data: 'a green triangle' },
+    { name: 'big.png', data: pngDeclaring(12000, 12000) }, { name: 'big.txt', data: 'a big square' },
+    { name: 'cut.png', data: truncated.subarray(0, truncated.length - 40) }, { name: 'cut.txt', data: 'a cut square' },
+    { name: 'latin1.png', data: pngBytes(32, 32, pattern(5)) }, { name: 'latin1.txt', data: Buffer.from([0x63, 0x61, 0x66, 0xe9]) },
+  );
+  const folder = join(dir, 'folder');
+  mkdirSync(folder);
+  for (const m of members) writeFileSync(join(folder, m.name), m.data);
+  const jsonl = join(dir, 'data.jsonl');
+  const images = members.filter((m) => !m.name.endsWith('.txt') && m.name !== 'latin1.png');
+  writeFileSync(jsonl, images.map((m) => JSON.stringify({ image: `folder/${m.name}`, caption: `caption of ${m.name}` })).join('\n'));
+  const tar = join(dir, 'shard.tar');
+  writeFileSync(tar, tarBytes(members));
+  return { folder, jsonl, tar };
+}
+
+test('training on data holding once-fatal files: the run finishes, and each bad file is counted as skipped', async (t) => {
+  const dir = tempDir('dalle-cli-hostile-');
+  const data = hostileData(dir);
+  const train = (what: keyof typeof data) =>
+    // 3 updates of 2: the first epoch (4 good images) is read to its end.
+    dalle(['train-vae', '--data', data[what], '--steps', '3', '--batch', '2', '--sample-every', '100', '-o', join(dir, `${what}.safetensors`)]);
+  const runs = { folder: await train('folder'), jsonl: await train('jsonl'), tar: await train('tar') };
+  const skippedFiles = { folder: 5, jsonl: 4, tar: 5 };
+  for (const [what, run] of Object.entries(runs) as [keyof typeof data, Run][]) {
+    t.is(run.code, 0, `${what}: ${run.stderr}`);
+    t.regex(run.stdout, /trained 3 updates/, what);
+    t.regex(run.stderr, new RegExp(`dalle: skipped ${skippedFiles[what]} inputs of the data \\(.*corrupt image`), `${what}: ${run.stderr}`);
+  }
+  t.regex(runs.folder.stderr, /1 caption not UTF-8/);
+  t.regex(runs.tar.stderr, /1 caption not UTF-8/);
+});
+
+test('generate --complete with a once-fatal image: a one-line error, no abort', async (t) => {
+  const dir = tempDir('dalle-cli-hostile-');
+  const model = join(WEIGHTS, 'shapes32.model.json');
+  const cases: [string, Buffer, RegExp][] = [
+    ['abort.png', pngDeclaring(0x7fffffff, 0x7fffffff), /declares 2147483647x2147483647/],
+    ['wide.jpg', jpegDeclaring(9000, 9000), /declares 9000x9000/],
+  ];
+  for (const [name, bytes, message] of cases) {
+    writeFileSync(join(dir, name), bytes);
+    const run = await dalle(['generate', 'a red circle', '--model', model, '--complete', join(dir, name), '-o', join(dir, `${name}.out.png`)]);
+    assertCleanFailure(t, run, 'E_INVALID_ARGUMENT', message);
+    t.true(run.ms < 30_000, `${name}: took ${run.ms.toFixed(0)} ms`);
   }
 });

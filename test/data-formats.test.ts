@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 
 import test from 'ava';
 
@@ -13,7 +12,7 @@ import { areaResize, mulberry32, preprocess } from '../lib/data/preprocess.js';
 import { type ExampleSource, mergeSkipReports, openSourceSpec } from '../lib/data/source.js';
 import type { Example, ImageRGB } from '../lib/data/types.js';
 import { openSource as openWebDataset } from '../lib/data/webdataset/index.js';
-import { jpegBytes, mixedFolder, pattern, pngBytes, rawPng, tarBytes, tempDir, write } from './helpers/data-fixtures.js';
+import { jpegBytes, jpegDeclaring, mixedFolder, pattern, pngBytes, pngDeclaring, rawPng, tarBytes, tempDir, write } from './helpers/data-fixtures.js';
 
 async function collect(source: ExampleSource): Promise<Example[]> {
   const out: Example[] = [];
@@ -113,24 +112,6 @@ test('corrupt or non-image bytes throw DalleError E_INVALID_ARGUMENT', (t) => {
     t.is((err as DalleError).code, 'E_INVALID_ARGUMENT');
   }
 });
-
-/** A PNG whose IHDR declares width x height (CRC fixed up, so a decoder believes it), with the image's own data. */
-function pngDeclaring(width: number, height: number): Buffer {
-  const png = Buffer.from(pngBytes(2, 2, pattern(1)));
-  png.writeUInt32BE(width, 16);
-  png.writeUInt32BE(height, 20);
-  png.writeUInt32BE(crc32(png.subarray(12, 29)) >>> 0, 29);
-  return png;
-}
-
-/** A JPEG whose start-of-frame declares width x height. */
-function jpegDeclaring(width: number, height: number): Buffer {
-  const jpg = Buffer.from(jpegBytes(16, 16, pattern(1)));
-  const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
-  jpg.writeUInt16BE(height, sof + 5);
-  jpg.writeUInt16BE(width, sof + 7);
-  return jpg;
-}
 
 test('declaredSize reads the size from the header without decoding', (t) => {
   t.deepEqual(declaredSize(pngBytes(5, 4, pattern(7)), 'png'), { width: 5, height: 4 });

@@ -141,7 +141,7 @@ export function registerTrainCommands(program: Command): void {
       };
       process.exitCode = await runTraining(
         flags,
-        { title: `dVAE training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: data.describe, steps: flags.steps, batch: flags.batch } },
+        { title: `dVAE training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: data.describe, steps: flags.steps, batch: flags.batch }, data },
         sample,
         (s) =>
           trainDvae(model, {
@@ -214,7 +214,7 @@ export function registerTrainCommands(program: Command): void {
       const T = model.config.textLen;
       process.exitCode = await runTraining(
         flags,
-        { title: `transformer training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: `${data.describe}; ${train.captions.length} examples encoded`, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) } },
+        { title: `transformer training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: `${data.describe}; ${train.captions.length} examples encoded`, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) }, data },
         sample,
         (s) =>
           trainTransformer(model, {
@@ -280,7 +280,7 @@ export function registerTrainCommands(program: Command): void {
       };
       process.exitCode = await runTraining(
         flags,
-        { title: `CLIP training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: data.describe, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) } },
+        { title: `CLIP training: ${flags.out}`, facts: { model: JSON.stringify(model.config), parameters: model.parameterCount, ...(flags.init ? { init: flags.init } : {}), data: data.describe, tokenizer: `${tokenizer.vocabSize} ids`, steps: flags.steps, batch: flags.batch }, checkpointMetadata: { tokenizer: toHfJson(tokenizer) }, data },
         sample,
         (s) =>
           trainClip(model, {

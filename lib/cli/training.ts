@@ -8,11 +8,11 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 
 import { unpackBatch } from '../data/batch.js';
-import { createLoader } from '../data/loader.js';
+import { createLoader, type Loader } from '../data/loader.js';
 import type { Preset } from '../data/preprocess.js';
 import { CAPABILITIES, type Capability } from '../data/shapes/index.js';
 import type { SourceSpec } from '../data/source.js';
-import type { Batch, Example } from '../data/types.js';
+import type { Batch, Example, SkipReport } from '../data/types.js';
 import { DalleError } from '../errors.js';
 import { syncRunner } from '../nn/runner.js';
 import { TrainingReport } from '../train/report.js';
@@ -100,6 +100,15 @@ export interface TrainingData {
   /** Up to `count` held-out examples (fixed), or [] without held-out data. */
   heldOut: (count: number) => Promise<Example[]>;
   describe: string;
+  /** The inputs the training data skipped (bad images, missing captions): the most any one epoch's loader counted. */
+  skipped: () => SkipReport;
+}
+
+/** One line for the user: how many inputs were skipped, why, and a few of them to look at. */
+export function describeSkipped(report: SkipReport): string {
+  const reasons = Object.entries(report.reasons).map(([reason, n]) => `${n} ${reason}`).join(', ');
+  const examples = report.samples.slice(0, 3).map((s) => s.key).join(', ');
+  return `skipped ${report.skipped} input${report.skipped === 1 ? '' : 's'} of the data (${reasons}${examples ? `; e.g. ${examples}` : ''})`;
 }
 
 export function trainingData(flags: CommonTrainFlags, size: number, preset: Preset, signal: AbortSignal): TrainingData {
@@ -109,8 +118,15 @@ export function trainingData(flags: CommonTrainFlags, size: number, preset: Pres
   const held = evalValue === undefined ? null : sourceFor(evalValue, size, flags, evalValue === flags.data ? 'test' : 'train');
   const loader = (spec: SourceSpec, epoch: number, batchSize: number, augment: boolean) =>
     createLoader(spec, { batchSize, size, preset: augment ? preset : 'transformer', seed: flags.seed, epoch, workers: flags.workers, signal });
+  const trainLoaders: Loader[] = [];
   return {
-    batches: (epoch) => loader(train, epoch, flags.batch, true),
+    batches: (epoch) => {
+      const epochLoader = loader(train, epoch, flags.batch, true);
+      trainLoaders.push(epochLoader);
+      return epochLoader;
+    },
+    // Every epoch reads the same files, so the fullest epoch's count is the number of bad inputs.
+    skipped: () => trainLoaders.map((l) => l.skipped).reduce((most, r) => (r.skipped > most.skipped ? r : most), { skipped: 0, reasons: {}, samples: [] }),
     heldOut: async (count) => {
       if (held === null) return [];
       const out: Example[] = [];
@@ -158,7 +174,7 @@ export function trainingOutputs(flags: Pick<CommonTrainFlags, 'out' | 'checkpoin
  */
 export async function runTraining(
   flags: CommonTrainFlags,
-  header: { title: string; facts: Record<string, string | number>; checkpointMetadata?: Record<string, string> },
+  header: { title: string; facts: Record<string, string | number>; checkpointMetadata?: Record<string, string>; data?: Pick<TrainingData, 'skipped'> },
   sample: (step: number, report: TrainingReport) => Promise<void>,
   train: (session: TrainingSession) => Promise<TrainResult>,
   save: (result: TrainResult) => Promise<void>,
@@ -209,7 +225,9 @@ export async function runTraining(
     }
     await sample(result.steps, report);
     await save(result);
-    report.write('done');
+    const skipped = header.data?.skipped();
+    if (skipped && skipped.skipped > 0) process.stderr.write(`dalle: ${describeSkipped(skipped)}\n`);
+    report.write(skipped && skipped.skipped > 0 ? `done; ${describeSkipped(skipped)}` : 'done');
     const held = result.evalMetrics ? `, held-out loss ${heldOutText(result.evalMetrics)}` : '';
     process.stdout.write(`trained ${result.steps} updates: loss ${result.metrics?.loss.toFixed(4) ?? '—'}${held}; wrote ${out} and ${report.path}\n`);
     return 0;

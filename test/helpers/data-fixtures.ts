@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { deflateSync } from 'node:zlib';
+import { crc32, deflateSync } from 'node:zlib';
 
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -97,20 +97,12 @@ export function plainFolder(n: number, w = 48, h = 40): string {
   return dir;
 }
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
 function pngChunk(type: string, data: Uint8Array): Buffer {
   const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  let crc = 0xffffffff;
-  for (const b of body) crc = CRC_TABLE[(crc ^ b) & 255]! ^ (crc >>> 8);
   const out = Buffer.alloc(12 + data.length);
   out.writeUInt32BE(data.length, 0);
   body.copy(out, 4);
-  out.writeUInt32BE((crc ^ 0xffffffff) >>> 0, 8 + data.length);
+  out.writeUInt32BE(crc32(body) >>> 0, 8 + data.length);
   return out;
 }
 
@@ -139,4 +131,22 @@ export function rawPng(
     pngChunk('IDAT', deflateSync(filtered)),
     pngChunk('IEND', new Uint8Array(0)),
   ]);
+}
+
+/** A PNG whose IHDR declares width x height (CRC fixed up, so a decoder believes it), with the image's own data. */
+export function pngDeclaring(width: number, height: number): Buffer {
+  const png = Buffer.from(pngBytes(2, 2, pattern(1)));
+  png.writeUInt32BE(width, 16);
+  png.writeUInt32BE(height, 20);
+  png.writeUInt32BE(crc32(png.subarray(12, 29)) >>> 0, 29);
+  return png;
+}
+
+/** A JPEG whose start-of-frame declares width x height. */
+export function jpegDeclaring(width: number, height: number): Buffer {
+  const jpg = Buffer.from(jpegBytes(16, 16, pattern(1)));
+  const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+  jpg.writeUInt16BE(height, sof + 5);
+  jpg.writeUInt16BE(width, sof + 7);
+  return jpg;
 }
