@@ -75,6 +75,12 @@ Napi::Value CreateArena(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// isTensorHandle(v): v is a handle this addon made (disposed or not), not an object that only inherits from
+// TensorHandle.prototype or a Proxy of a handle, whose every accessor would throw.
+Napi::Value IsTensorHandle(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), TensorHandle::Peek(info[0]) != nullptr);
+}
+
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   dalle::CudaInfo cuda = dalle::cuda_info();
@@ -162,6 +168,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("TensorHandle", TensorHandle::Init(env));
   exports.Set("empty", Napi::Function::New<Empty>(env, "empty"));
+  exports.Set("isTensorHandle", Napi::Function::New<IsTensorHandle>(env, "isTensorHandle"));
   exports.Set("createArena", Napi::Function::New<CreateArena>(env, "createArena"));
   exports.Set("buildInfo", Napi::Function::New<BuildInfo>(env, "buildInfo"));
   exports.Set("liveBytes", Napi::Function::New<LiveBytes>(env, "liveBytes"));

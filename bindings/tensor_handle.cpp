@@ -41,11 +41,20 @@ Napi::Object TensorHandle::Wrap(Napi::Env env, std::shared_ptr<dalle::Storage> s
   return obj;
 }
 
+TensorHandle* TensorHandle::Peek(Napi::Value value) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(GetAddonData(env)->tensor_ctor.Value())) return nullptr;
+  // instanceof also holds for Object.create(TensorHandle.prototype) and for a Proxy of a handle, which wrap
+  // nothing: ObjectWrap::Unwrap would throw a plain Error for them, so ask napi_unwrap directly.
+  void* wrapped = nullptr;
+  if (napi_unwrap(env, value, &wrapped) != napi_ok) return nullptr;
+  return static_cast<TensorHandle*>(wrapped);
+}
+
 TensorHandle* TensorHandle::FromJs(Napi::Value value, const char* what) {
   Napi::Env env = value.Env();
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(GetAddonData(env)->tensor_ctor.Value()))
-    throw MakeError(env, "E_INVALID_ARGUMENT", std::string(what) + " is not a tensor");
-  TensorHandle* h = Napi::ObjectWrap<TensorHandle>::Unwrap(value.As<Napi::Object>());
+  TensorHandle* h = Peek(value);
+  if (!h) throw MakeError(env, "E_INVALID_ARGUMENT", std::string(what) + " is not a tensor");
   if (h->disposed())
     throw MakeError(env, "E_DISPOSED", std::string(what) + " was disposed");
   return h;

@@ -17,8 +17,10 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   // A new JS handle over `storage` described by `view` (view.data must point into storage).
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<dalle::Storage> storage,
                            const dalle::TensorView& view);
-  // Null (with a JS exception pending) unless `value` is a live TensorHandle.
+  // The live TensorHandle `value` is; throws E_INVALID_ARGUMENT (not a handle) or E_DISPOSED.
   static TensorHandle* FromJs(Napi::Value value, const char* what);
+  // The handle `value` wraps, disposed or not; null for anything else (nothing is thrown).
+  static TensorHandle* Peek(Napi::Value value);
 
   explicit TensorHandle(const Napi::CallbackInfo& info);
 

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 
 import test from 'ava';
 
@@ -12,7 +13,7 @@ import { areaResize, mulberry32, preprocess } from '../lib/data/preprocess.js';
 import { type ExampleSource, mergeSkipReports, openSourceSpec } from '../lib/data/source.js';
 import type { Example, ImageRGB } from '../lib/data/types.js';
 import { openSource as openWebDataset } from '../lib/data/webdataset/index.js';
-import { jpegBytes, jpegDeclaring, mixedFolder, pattern, pngBytes, pngDeclaring, rawPng, tarBytes, tempDir, write } from './helpers/data-fixtures.js';
+import { jpegBytes, jpegDeclaring, mixedFolder, pattern, pngBytes, pngChunk, pngDeclaring, rawPng, tarBytes, tempDir, write } from './helpers/data-fixtures.js';
 
 async function collect(source: ExampleSource): Promise<Example[]> {
   const out: Example[] = [];
@@ -129,6 +130,13 @@ test('an image whose header declares a huge size is refused before decoding, at 
     ['a PNG with a zero side', pngDeclaring(0, 5), /declares 0x5/],
     ['9000x9000 JPEG', jpegDeclaring(9000, 9000), /declares 9000x9000/],
     ['40000x10 JPEG (side over the limit)', jpegDeclaring(40000, 10), new RegExp(`sides 1-${IMAGE_LIMITS.maxSide}`)],
+    // Within the limits, but more than the bytes can hold (pngjs pads missing data; jpeg-js allocates the frame).
+    ['8192x8192 PNG of 68 bytes', pngDeclaring(8192, 8192), /declares 8192x8192 \(201334784 bytes of pixel data\), but its \d+ bytes of image data inflate to at most/],
+    ['8192x8192 JPEG of 1 KB', jpegDeclaring(8192, 8192), /declares 8192x8192, more than its \d+ bytes can hold/],
+    // pngjs took the last IHDR: a 2x2 one first let 2^31 x 2^31 reach zlib (SIGABRT).
+    ['a second IHDR', secondIhdr(pngDeclaring(0x7fffffff, 0x7fffffff)), /more than one IHDR/],
+    // jpeg-js reads a DRI as 4 bytes whatever its length says: a length that hid the frame from the header walk.
+    ['a DRI whose length hides the frame', driHidingFrame(jpegDeclaring(9000, 9000)), /no frame header before the scan data/],
   ];
   for (const [what, bytes, message] of cases) {
     const start = performance.now();
@@ -138,6 +146,36 @@ test('an image whose header declares a huge size is refused before decoding, at 
     t.true(performance.now() - start < 100, `${what}: refused in ${(performance.now() - start).toFixed(0)} ms`);
     await t.throwsAsync(decodeImageWith(bytes, what, 'sharp'), { code: 'E_INVALID_ARGUMENT' } as never, `${what} (sharp)`);
   }
+});
+
+/** `png` with a 2x2 IHDR inserted before its own, so its IHDR comes second. */
+function secondIhdr(png: Buffer): Buffer {
+  const small = pngBytes(2, 2, pattern(1));
+  return Buffer.concat([png.subarray(0, 8), small.subarray(8, 33), png.subarray(8)]);
+}
+
+/** `jpg` with a DRI segment after SOI whose length field (6) covers the 2 bytes that follow it. */
+function driHidingFrame(jpg: Buffer): Buffer {
+  const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+  return Buffer.concat([jpg.subarray(0, sof), Buffer.from([0xff, 0xdd, 0x00, 0x06, 0x00, 0x00]), jpg.subarray(sof)]);
+}
+
+test('interlaced PNG data that inflates past its header is refused before pngjs inflates it unbounded', (t) => {
+  // 16x16 RGB interlaced: 798 bytes of filtered scanlines over its 7 passes; the IDAT holds 64 MB of zeros in 64 KB.
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(16, 0);
+  ihdr.writeUInt32BE(16, 4);
+  ihdr.set([8, 2, 0, 0, 1], 8);
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const withData = (idat: Buffer) => Buffer.concat([signature, pngChunk('IHDR', ihdr), pngChunk('IDAT', idat), pngChunk('IEND', Buffer.alloc(0))]);
+  const png = withData(deflateSync(Buffer.alloc(64 << 20), { level: 9 }));
+  const start = performance.now();
+  const err = t.throws(() => decodeImage(png, 'bomb.png'), { instanceOf: DalleError });
+  t.regex(err?.message ?? '', /inflates past the 798 bytes its png header declares/);
+  t.true(performance.now() - start < 1000, `${(performance.now() - start).toFixed(0)} ms`);
+  // An honest interlaced file still decodes.
+  const honest = withData(deflateSync(Buffer.alloc(798)));
+  t.deepEqual([decodeImage(honest, 'ok.png').width, decodeImage(honest, 'ok.png').height], [16, 16]);
 });
 
 test('the opt-in sharp decoder agrees with the JS one: exact for PNG, close for JPEG, same errors', async (t) => {

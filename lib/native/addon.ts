@@ -51,6 +51,8 @@ export interface NativeArena {
 export interface NativeAddon {
   TensorHandle: unknown;
   empty(shape: readonly number[], dtype: NativeDType, device: NativeDevice): NativeTensorHandle;
+  /** A handle the addon made (disposed or not); false for look-alikes: Object.create(TensorHandle.prototype), Proxies. */
+  isTensorHandle(value: unknown): value is NativeTensorHandle;
   createArena(
     specs: ReadonlyArray<{ name: string; dtype: NativeDType; shape: readonly number[] }>,
     device: NativeDevice,

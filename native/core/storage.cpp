@@ -2,6 +2,8 @@
 
 #include "cpu_cache.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +14,15 @@ namespace {
 DeviceAllocator g_cuda_alloc;
 bool g_cuda_alloc_set = false;
 std::atomic<size_t> g_live[2];
+
+// The machine's physical memory; 0 (no limit) where the system does not say.
+size_t physical_memory_bytes() {
+  static const size_t bytes = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{0};
+  }();
+  return bytes;
+}
 }  // namespace
 
 DeviceAllocator* cuda_allocator() { return g_cuda_alloc_set ? &g_cuda_alloc : nullptr; }
@@ -26,6 +37,13 @@ Status Storage::create(Device device, size_t bytes, std::shared_ptr<Storage>* ou
   if (padded == 0) padded = 64;
   void* p = nullptr;
   if (device == Device::kCPU) {
+    // All the machine's memory or more cannot be served, but the kernel may grant it (overcommit: any size under
+    // overcommit_memory = 1, up to all of RAM by default); the zero fill would then end the process in the OOM
+    // killer instead of failing here.
+    const size_t physical = physical_memory_bytes();
+    if (physical > 0 && padded >= physical)
+      return make_status(StatusCode::kOutOfMemory, "could not allocate %zu bytes: the machine has %zu bytes of memory",
+                         bytes, physical);
     p = cpu_block_alloc(padded);
     if (!p) return make_status(StatusCode::kOutOfMemory, "could not allocate %zu bytes", bytes);
     std::memset(p, 0, padded);

@@ -7,12 +7,12 @@
  */
 import { DalleError } from '../../errors.js';
 import { readSafetensors, type SafeTensor, writeSafetensors } from '../../formats/safetensors.js';
-import { InertObject, moduleParameters, readTorchFile, toFloat32 } from '../../formats/torch.js';
+import { InertObject, moduleParameters, readTorchFile, toFloat32, type TorchTensor } from '../../formats/torch.js';
 import type { Arena } from '../../engine.js';
 import { CHECKPOINT_FORMAT } from '../../train/checkpoint.js';
 import { checkConfig, type DvaeConfig } from './config.js';
 import { Dvae, dvaeParamSpecs } from './model.js';
-import { checkTensorTable, describeFormat, DVAE_FORMAT, type FileTensor, parseConfigMetadata } from '../weights.js';
+import { checkTensorTable, describeFormat, DVAE_FORMAT, type ExpectedTensor, type FileTensor, parseConfigMetadata } from '../weights.js';
 
 export { DVAE_FORMAT };
 
@@ -66,11 +66,16 @@ export function inferConfig(shapes: ReadonlyMap<string, readonly number[]>, imag
  * A model from named tensors; every name and shape must match the config exactly, which is checked before the model
  * is allocated. Conv weights are OIHW in files with the released layout and HWIO (the arena's own) in checkpoints.
  */
-function fromTensors(config: DvaeConfig, tensors: ReadonlyMap<string, FileTensor>, source: string, convLayout: 'oihw' | 'hwio'): Dvae {
-  const specs = dvaeParamSpecs(config);
+/** The tensors a file of this config holds, in the file's conv layout (PyTorch's OIHW or our HWIO). */
+function fileTable(config: DvaeConfig, convLayout: 'oihw' | 'hwio'): ExpectedTensor[] {
   const inFile = (shape: readonly number[]): readonly number[] =>
     convLayout === 'oihw' && shape.length === 4 ? [shape[3]!, shape[2]!, shape[0]!, shape[1]!] : shape;
-  checkTensorTable(source, 'dVAE', specs.map((s) => ({ name: s.name, shape: inFile(s.shape) })), tensors, { config });
+  return dvaeParamSpecs(config).map((s) => ({ name: s.name, shape: inFile(s.shape) }));
+}
+
+function fromTensors(config: DvaeConfig, tensors: ReadonlyMap<string, FileTensor>, source: string, convLayout: 'oihw' | 'hwio'): Dvae {
+  const specs = dvaeParamSpecs(config);
+  checkTensorTable(source, 'dVAE', fileTable(config, convLayout), tensors, { config });
   const model = Dvae.allocate(config);
   try {
     for (const spec of specs) {
@@ -119,15 +124,24 @@ export function loadDvae(path: string, options: { imageSize?: number } = {}): Dv
  * The config comes from the weights' shapes; imageSize defaults to 256 for the released groups.
  */
 export function loadOpenAIDvae(encoderPath: string, decoderPath: string, options: { imageSize?: number } = {}): Dvae {
-  const all = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  const found = new Map<string, TorchTensor>();
   for (const [prefix, path, kind] of [['encoder.', encoderPath, 'Encoder'], ['decoder.', decoderPath, 'Decoder']] as const) {
     const root = readTorchFile(path);
     // A whole pickled module names its class: catch swapped or foreign files before comparing shapes.
     if (root instanceof InertObject && !root.class.endsWith(`.${kind}`)) {
       throw new DalleError('E_INVALID_ARGUMENT', `${path}: expected a pickled dVAE ${kind} (dall_e.${kind.toLowerCase()}.${kind}), found ${root.class}`);
     }
-    for (const [name, t] of moduleParameters(root)) all.set(prefix + name, { shape: t.shape, data: toFloat32(t) });
+    for (const [name, t] of moduleParameters(root)) found.set(prefix + name, t);
   }
-  const config = inferConfig(new Map([...all].map(([n, t]) => [n, t.shape])), options.imageSize);
-  return fromTensors(config, all, `${encoderPath} + ${decoderPath}`, 'oihw');
+  const source = `${encoderPath} + ${decoderPath}`;
+  const config = inferConfig(new Map([...found].map(([n, t]) => [n, t.shape])), options.imageSize);
+  // Names, shapes and dtypes first, widening nothing: a 709-byte file can view one stored float as 4096 x 4096 under
+  // ten names, and widening each before this check took 1.4 GB.
+  const unwidened = new Map([...found].map(([n, t]) => [n, { shape: t.shape, dtype: t.dtype, data: TORCH_FLOATING.has(t.dtype) ? NOT_YET_WIDENED : t.data }]));
+  checkTensorTable(source, 'dVAE', fileTable(config, 'oihw'), unwidened, { config });
+  return fromTensors(config, new Map([...found].map(([n, t]) => [n, { shape: t.shape, data: toFloat32(t) }])), source, 'oihw');
 }
+
+const TORCH_FLOATING: ReadonlySet<string> = new Set(['f32', 'f64', 'f16', 'bf16']);
+/** Stands for a floating tensor's data in the table check, which looks only at its type. */
+const NOT_YET_WIDENED = new Float32Array(0);
